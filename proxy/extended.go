@@ -1,0 +1,354 @@
+package proxy
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/shardgate/shardgate/proxy/wire"
+	"github.com/shardgate/shardgate/router"
+)
+
+// query handles a simple-protocol Query.
+func (s *session) query(body []byte) error {
+	s.mu.Lock()
+	skip := s.skipUntilSync
+	s.mu.Unlock()
+	if skip {
+		return nil // a server ignores it too, until Sync
+	}
+	sql := string(bytes.TrimSuffix(body, []byte{0}))
+	a := router.Analyze(sql)
+	if err := s.refused(&a); err != nil {
+		return s.reject('Q', err)
+	}
+	if s.mode != SessionMode && len(a.Statements) == 1 && a.Statements[0].Command == router.CmdDeallocate {
+		return s.deallocate(sql)
+	}
+	l, err := s.acquire(pending{kind: 'Q', analysis: &a})
+	if err != nil {
+		return s.reject('Q', err)
+	}
+	s.mu.Lock()
+	l.st.unnamed = nil // a simple query replaces the server's unnamed statement
+	if a.HasCommand(router.CmdDiscardAll) {
+		l.st.prepared.clear()
+		clear(s.stmts)
+		s.unnamed = nil
+	}
+	s.mu.Unlock()
+	wire.WriteFrame(l.w, 'Q', body)
+	s.done(l)
+	return nil
+}
+
+// refused says why the pool mode cannot run a statement, if it cannot.
+func (s *session) refused(a *router.Analysis) error {
+	if s.mode == SessionMode {
+		return nil
+	}
+	for _, st := range a.Statements {
+		switch st.Command {
+		case router.CmdListen, router.CmdPrepare, router.CmdExecute, router.CmdDeclareHold:
+			return &Error{Code: "0A000",
+				Message: fmt.Sprintf("%s is not supported in %s pool mode: it needs a server session of its own", st.Command, s.mode),
+				Hint:    "use a session-mode pool (pool.mode: session) for this client; protocol-level prepared statements work in every mode"}
+		case router.CmdBegin:
+			if s.mode == StatementMode {
+				return &Error{Code: "25001",
+					Message: "transactions of more than one statement are not allowed in statement pool mode",
+					Hint:    "use pool.mode: transaction for clients that need transactions"}
+			}
+		}
+	}
+	return nil
+}
+
+// deallocate emulates SQL DEALLOCATE for the proxy's own statements: in
+// pooled modes they do not exist on the server under the client's names.
+func (s *session) deallocate(sql string) error {
+	f := strings.Fields(strings.TrimRight(strings.TrimSpace(sql), ";"))
+	if len(f) > 1 && strings.EqualFold(f[1], "prepare") {
+		f = append(f[:1], f[2:]...)
+	}
+	if len(f) != 2 {
+		return s.reject('Q', &Error{Code: "42601", Message: "syntax error in DEALLOCATE"})
+	}
+	tag := "DEALLOCATE"
+	s.mu.Lock()
+	if strings.EqualFold(f[1], "all") {
+		clear(s.stmts)
+		s.unnamed = nil
+		tag = "DEALLOCATE ALL"
+	} else {
+		name := unquoteIdent(f[1])
+		if _, ok := s.stmts[name]; !ok {
+			s.mu.Unlock()
+			return s.reject('Q', &Error{Code: "26000", Message: fmt.Sprintf("prepared statement %q does not exist", name)})
+		}
+		delete(s.stmts, name)
+	}
+	s.mu.Unlock()
+	return s.reply(append(commandComplete(tag), rfq('I')...))
+}
+
+func unquoteIdent(s string) string {
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		return strings.ReplaceAll(s[1:len(s)-1], `""`, `"`)
+	}
+	return strings.ToLower(s)
+}
+
+// parse handles Parse. In pooled modes a named statement gets its server
+// name and is prepared only where it is not already.
+func (s *session) parse(body []byte) error {
+	if s.skipping() {
+		return nil
+	}
+	if s.mode == SessionMode {
+		return s.forward(pending{kind: 'P'}, 'P', body)
+	}
+	var msg pgproto3.Parse
+	if err := msg.Decode(body); err != nil {
+		return protocolViolation("Parse", err)
+	}
+	cs := newStmt(msg.Query, msg.ParameterOIDs)
+	if err := s.refused(&cs.analysis); err != nil {
+		return s.reject('P', err)
+	}
+	if msg.Name == "" {
+		l, err := s.acquire(pending{kind: 'P'})
+		if err != nil {
+			return s.reject('P', err)
+		}
+		s.mu.Lock()
+		s.unnamed = cs
+		l.st.unnamed = cs
+		s.mu.Unlock()
+		wire.WriteFrame(l.w, 'P', body)
+		s.done(l)
+		return nil
+	}
+	s.mu.Lock()
+	_, dup := s.stmts[msg.Name]
+	s.mu.Unlock()
+	if dup {
+		return s.reject('P', &Error{Code: "42P05", Message: fmt.Sprintf("prepared statement %q already exists", msg.Name)})
+	}
+	l, err := s.acquire()
+	if err != nil {
+		return s.reject('P', err)
+	}
+	s.mu.Lock()
+	s.stmts[msg.Name] = cs
+	if l.st.prepared.touch(cs.server) {
+		if l.q.empty() && !l.skipping {
+			// Nothing ahead of it: answer now.
+			s.mu.Unlock()
+			s.done(l)
+			return s.reply(parseComplete())
+		}
+		l.q.push(pending{synth: parseComplete(), clientStmt: msg.Name})
+		s.mu.Unlock()
+	} else {
+		s.prepareLocked(l, cs, pending{kind: 'P', clientStmt: msg.Name, serverStmt: cs.server})
+		s.mu.Unlock()
+	}
+	s.done(l)
+	return nil
+}
+
+// prepareLocked sends a Parse of cs under its server name (closing the
+// least recently used statement if the server's cache is full) and queues
+// p for its response.
+func (s *session) prepareLocked(l *link, cs *stmt, p pending) {
+	if evicted := l.st.prepared.add(cs.server); evicted != "" {
+		wire.WriteMessage(l.w, &pgproto3.Close{ObjectType: 'S', Name: evicted})
+		l.q.push(pending{kind: 'C', hidden: true})
+	}
+	wire.WriteMessage(l.w, &pgproto3.Parse{Name: cs.server, Query: cs.query, ParameterOIDs: cs.oids})
+	l.q.push(p)
+	l.unsynced = true
+}
+
+// ensurePreparedLocked makes sure the server has the statement a Bind or
+// Describe names, re-preparing it as a hidden request if not.
+func (s *session) ensurePreparedLocked(l *link, name string, cs *stmt) {
+	if name == "" {
+		if l.st.unnamed != cs {
+			wire.WriteMessage(l.w, &pgproto3.Parse{Query: cs.query, ParameterOIDs: cs.oids})
+			l.q.push(pending{kind: 'P', hidden: true})
+			l.st.unnamed = cs
+		}
+		return
+	}
+	if !l.st.prepared.touch(cs.server) {
+		s.prepareLocked(l, cs, pending{kind: 'P', hidden: true, serverStmt: cs.server})
+	}
+}
+
+// lookupLocked finds a client statement by name.
+func (s *session) lookupLocked(name string) (*stmt, error) {
+	var cs *stmt
+	if name == "" {
+		cs = s.unnamed
+	} else {
+		cs = s.stmts[name]
+	}
+	if cs == nil {
+		if name == "" {
+			return nil, &Error{Code: "26000", Message: "unnamed prepared statement does not exist"}
+		}
+		return nil, &Error{Code: "26000", Message: fmt.Sprintf("prepared statement %q does not exist", name)}
+	}
+	return cs, nil
+}
+
+// bind handles Bind, renaming the statement to its server name.
+func (s *session) bind(body []byte) error {
+	if s.skipping() {
+		return nil
+	}
+	portal, rest, ok1 := cutCStringBytes(body)
+	name, params, ok2 := cutCStringBytes(rest)
+	if !ok1 || !ok2 {
+		return protocolViolation("Bind", nil)
+	}
+	if s.mode == SessionMode {
+		return s.forward(pending{kind: 'B'}, 'B', body)
+	}
+	s.mu.Lock()
+	cs, err := s.lookupLocked(string(name))
+	if err == nil {
+		if len(s.portals) > 1000 {
+			clear(s.portals)
+		}
+		s.portals[string(portal)] = &cs.analysis
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return s.reject('B', err)
+	}
+	l, err := s.acquire()
+	if err != nil {
+		return s.reject('B', err)
+	}
+	s.mu.Lock()
+	s.ensurePreparedLocked(l, string(name), cs)
+	l.q.push(pending{kind: 'B'})
+	l.unsynced = true
+	s.mu.Unlock()
+	if len(name) == 0 {
+		wire.WriteFrame(l.w, 'B', body)
+	} else {
+		wire.WriteHeader(l.w, 'B', len(portal)+1+len(cs.server)+1+len(params))
+		l.w.Write(portal)
+		l.w.WriteByte(0)
+		l.w.WriteString(cs.server)
+		l.w.WriteByte(0)
+		l.w.Write(params)
+	}
+	s.done(l)
+	return nil
+}
+
+// describe handles Describe of a statement (renamed) or a portal.
+func (s *session) describe(body []byte) error {
+	if s.skipping() {
+		return nil
+	}
+	if len(body) < 2 || (body[0] != 'S' && body[0] != 'P') {
+		return protocolViolation("Describe", nil)
+	}
+	name, _, ok := cutCStringBytes(body[1:])
+	if !ok {
+		return protocolViolation("Describe", nil)
+	}
+	if s.mode == SessionMode || body[0] == 'P' {
+		return s.forward(pending{kind: 'D', describeStmt: body[0] == 'S'}, 'D', body)
+	}
+	s.mu.Lock()
+	cs, err := s.lookupLocked(string(name))
+	s.mu.Unlock()
+	if err != nil {
+		return s.reject('D', err)
+	}
+	l, err := s.acquire()
+	if err != nil {
+		return s.reject('D', err)
+	}
+	s.mu.Lock()
+	s.ensurePreparedLocked(l, string(name), cs)
+	l.q.push(pending{kind: 'D', describeStmt: true})
+	l.unsynced = true
+	s.mu.Unlock()
+	if len(name) == 0 {
+		wire.WriteFrame(l.w, 'D', body)
+	} else {
+		wire.WriteMessage(l.w, &pgproto3.Describe{ObjectType: 'S', Name: cs.server})
+	}
+	s.done(l)
+	return nil
+}
+
+// execute handles Execute, remembering what the portal runs so its effect
+// on settings can be tracked.
+func (s *session) execute(body []byte) error {
+	if s.skipping() {
+		return nil
+	}
+	portal, _, ok := cutCStringBytes(body)
+	if !ok {
+		return protocolViolation("Execute", nil)
+	}
+	s.mu.Lock()
+	a := s.portals[string(portal)]
+	s.mu.Unlock()
+	return s.forward(pending{kind: 'E', analysis: a}, 'E', body)
+}
+
+// close handles Close. In pooled modes a statement is closed only for the
+// client: the server copy may serve other clients and leaves by the LRU.
+func (s *session) close(body []byte) error {
+	if s.skipping() {
+		return nil
+	}
+	if len(body) < 2 || (body[0] != 'S' && body[0] != 'P') {
+		return protocolViolation("Close", nil)
+	}
+	if s.mode == SessionMode || body[0] == 'P' {
+		return s.forward(pending{kind: 'C'}, 'C', body)
+	}
+	name, _, ok := cutCStringBytes(body[1:])
+	if !ok {
+		return protocolViolation("Close", nil)
+	}
+	s.mu.Lock()
+	if len(name) == 0 {
+		s.unnamed = nil
+	} else {
+		delete(s.stmts, string(name))
+	}
+	s.mu.Unlock()
+	return s.reply(closeComplete())
+}
+
+func (s *session) skipping() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.skipUntilSync
+}
+
+func protocolViolation(what string, err error) *Error {
+	return &Error{Code: "08P01", Fatal: true, Message: "invalid " + what + " message", Err: err}
+}
+
+func cutCStringBytes(b []byte) (head, rest []byte, ok bool) {
+	i := bytes.IndexByte(b, 0)
+	if i < 0 {
+		return nil, nil, false
+	}
+	return b[:i], b[i+1:], true
+}

@@ -1,0 +1,397 @@
+package proxy
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"os"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/shardgate/shardgate/pool"
+	"github.com/shardgate/shardgate/proxy/wire"
+)
+
+// link is a server connection attached to a session. Its fields are
+// guarded by the session's mu; its socket is written by the session
+// goroutine and read by the pump goroutine.
+type link struct {
+	be *pool.Conn
+	st *serverState
+	w  *bufio.Writer
+	q  queue
+	// txStatus is the server's transaction status from its last
+	// ReadyForQuery.
+	txStatus byte
+	// unsynced: extended-protocol messages were sent since the last Sync;
+	// the server holds state (an implicit transaction, the unnamed portal)
+	// until it gets one.
+	unsynced bool
+	// skipping: the server reported an error in an extended-protocol batch
+	// and ignores requests until Sync; so do we.
+	skipping bool
+	// writers counts session-goroutine writes in progress, cancels the
+	// cancel requests in flight: either keeps the link attached, because a
+	// released connection must carry nothing of this client to the next.
+	writers, cancels int
+	pumping          bool
+	stopping         bool
+	pumpDone         chan struct{}
+}
+
+// acquire returns the session's link, attaching a server connection if it
+// has none, with the given requests queued; the caller then writes them
+// and calls done. Queueing before writing is what lets the pump know that
+// responses are still due.
+func (s *session) acquire(entries ...pending) (*link, error) {
+	s.mu.Lock()
+	l := s.link
+	if l == nil {
+		s.mu.Unlock()
+		var err error
+		if l, err = s.attach(); err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		s.link = l
+	}
+	for _, e := range entries {
+		if e.kind == 'P' || e.kind == 'B' || e.kind == 'D' || e.kind == 'E' || e.kind == 'C' {
+			l.unsynced = true
+		}
+		l.q.push(e)
+	}
+	l.writers++
+	if !l.pumping {
+		s.startPump(l)
+	}
+	s.mu.Unlock()
+	return l, nil
+}
+
+// done ends a write started by acquire, flushing unless the client has
+// more requests buffered (they will go out in the same packet).
+func (s *session) done(l *link) {
+	var err error
+	if s.in.Buffered() == 0 {
+		err = l.w.Flush()
+	}
+	s.mu.Lock()
+	l.writers--
+	release := s.releasableLocked(l)
+	s.mu.Unlock()
+	if err != nil {
+		// The pump sees the dead socket too and tells the client.
+		l.be.Net().Close()
+	}
+	if release {
+		l.be.Pool().Put(l.be)
+	}
+}
+
+// attach checks out a server connection and brings it to the client's
+// settings (queued as a hidden request, so it costs no round trip).
+func (s *session) attach() (*link, error) {
+	be, err := s.srv.checkoutAlive(s.pool)
+	if err != nil {
+		return nil, err
+	}
+	st := stateOf(be, s.srv.opts.PreparedCacheSize)
+	l := &link{be: be, st: st, w: be.Writer(), txStatus: 'I'}
+	s.mu.Lock()
+	sql := replaySQL(s.settings.values, st.settings)
+	s.mu.Unlock()
+	if sql != "" {
+		l.q.push(pending{kind: 'Q', hidden: true})
+		wire.WriteFrame(l.w, 'Q', append([]byte(sql), 0))
+	}
+	return l, nil
+}
+
+// idleLocked reports whether the server owes the client nothing and holds
+// no state of its transaction.
+func (l *link) idleLocked() bool {
+	return l.q.empty() && !l.unsynced && l.txStatus == 'I' && !l.stopping
+}
+
+// releasableLocked reports whether the link can go back to the pool now,
+// and if so detaches it. Writes and cancel requests in flight keep it: a
+// released connection must carry nothing of this client to the next. In
+// session mode a link is only released when the client leaves.
+func (s *session) releasableLocked(l *link) bool {
+	if s.mode == SessionMode || s.link != l || !l.idleLocked() || l.writers > 0 || l.cancels > 0 || l.pumping {
+		return false
+	}
+	s.link = nil
+	return true
+}
+
+func (s *session) startPump(l *link) {
+	l.pumping = true
+	l.pumpDone = make(chan struct{})
+	go s.pump(l, l.pumpDone)
+}
+
+// pump copies a server's responses to the client. It is started by
+// acquire when a link has no pump, and ends (closing done) when the link is
+// released to the pool, when the session stops it (stopping, with a read
+// deadline to wake it), or when the server connection fails, which it
+// reports to the client itself.
+func (s *session) pump(l *link, done chan struct{}) {
+	defer close(done)
+	r := l.st.r
+	for {
+		typ, n, err := r.Header()
+		if err != nil {
+			s.pumpFailed(l, err)
+			return
+		}
+		var body []byte
+		needBody := typ == 'Z' || typ == 'C' || typ == 'S' || typ == 'E'
+		if needBody {
+			if body, err = r.Body(n); err != nil {
+				s.pumpFailed(l, err)
+				return
+			}
+		}
+		s.mu.Lock()
+		forward, synth := s.onServerMessage(l, typ, body)
+		exit, release := false, false
+		if s.mode != SessionMode && l.idleLocked() {
+			// Nothing more will come. Release now, or leave it to the
+			// write or cancel still in flight (done, cancelQuery).
+			l.pumping, exit = false, true
+			release = s.releasableLocked(l)
+		}
+		// Take the client writer before letting go of mu, so replies reach
+		// the client in the order they were decided.
+		if forward || len(synth) > 0 {
+			s.outMu.Lock()
+		}
+		s.mu.Unlock()
+		if forward || len(synth) > 0 {
+			if forward {
+				if needBody {
+					wire.WriteFrame(s.out, typ, body)
+				} else {
+					err = r.CopyTo(s.out, typ, n)
+				}
+			} else if !needBody {
+				err = r.Skip(n)
+			}
+			s.out.Write(synth)
+			if r.Buffered() == 0 || exit {
+				s.out.Flush() // a dead client shows up in the session goroutine
+			}
+			s.outMu.Unlock()
+		} else if !needBody {
+			err = r.Skip(n)
+		}
+		if err != nil {
+			s.pumpFailed(l, err)
+			return
+		}
+		if release {
+			l.be.Pool().Put(l.be)
+		}
+		if exit {
+			return
+		}
+	}
+}
+
+// onServerMessage updates the link for one server message and says whether
+// to pass it to the client, plus any proxy replies that follow it. Called
+// with mu held.
+func (s *session) onServerMessage(l *link, typ byte, body []byte) (forward bool, synth []byte) {
+	h := l.q.front()
+	hidden := h != nil && h.hidden
+	switch typ {
+	case 'D', 'd', 't', 'G', 'H', 'W', 'c', 'V', 'N', 'A':
+		return !hidden, nil
+	case 'S':
+		var ps pgproto3.ParameterStatus
+		if ps.Decode(body) == nil {
+			l.be.Params[ps.Name] = ps.Value
+		}
+		return !hidden, nil
+	}
+	if h == nil {
+		// A reply to nothing: an asynchronous FATAL as the server shuts
+		// down, or a confused server. Pass it on; a read error follows.
+		return true, nil
+	}
+	forward = !hidden
+	switch typ {
+	case 'Z':
+		if len(body) > 0 {
+			l.txStatus = body[0]
+		}
+		l.skipping = false
+		s.popLocked(l)
+		if l.txStatus == 'I' {
+			s.settings.endTransaction(l.st.settings)
+		}
+	case 'E':
+		s.settings.failed = true
+		if hidden {
+			// A failed settings replay or re-prepare: the client must see
+			// it, or its next step fails mysteriously.
+			forward = true
+		}
+		if h.isExtended() {
+			if h.kind == 'P' {
+				s.forgetStmtLocked(l, h)
+				if h.serverStmt == "" {
+					l.st.unnamed = nil
+				}
+			}
+			l.skipping = true
+			s.popLocked(l)
+		}
+	case '1', '2', '3', 's':
+		s.popLocked(l)
+	case 'T', 'n':
+		if h.kind == 'D' {
+			s.popLocked(l)
+		}
+	case 'C':
+		tag := string(body[:max(len(body)-1, 0)])
+		if tag == "ROLLBACK" {
+			s.settings.failed = true
+		}
+		if h.analysis != nil && h.done < len(h.analysis.Statements) {
+			s.settings.note(&h.analysis.Statements[h.done], tag)
+		}
+		h.done++
+		if h.kind == 'E' {
+			s.popLocked(l)
+		}
+	case 'I':
+		h.done++
+		if h.kind == 'E' {
+			s.popLocked(l)
+		}
+	}
+	return forward, s.drainSynthLocked(l)
+}
+
+// popLocked completes the head request, and while the server skips to
+// Sync, drops what it will skip.
+func (s *session) popLocked(l *link) {
+	l.q.pop()
+	if l.skipping {
+		for h := l.q.front(); h != nil && h.kind != 'S'; h = l.q.front() {
+			s.forgetStmtLocked(l, h)
+			l.q.pop()
+		}
+	}
+}
+
+// drainSynthLocked pops the proxy's own replies now at the head.
+func (s *session) drainSynthLocked(l *link) []byte {
+	var out []byte
+	for h := l.q.front(); h != nil && h.kind == 0; h = l.q.front() {
+		if l.skipping {
+			s.forgetStmtLocked(l, h)
+		} else {
+			out = append(out, h.synth...)
+		}
+		l.q.pop()
+	}
+	return out
+}
+
+// forgetStmtLocked undoes the bookkeeping of a Parse that did not happen.
+func (s *session) forgetStmtLocked(l *link, p *pending) {
+	if p.serverStmt != "" {
+		l.st.prepared.remove(p.serverStmt)
+	}
+	if p.clientStmt != "" {
+		delete(s.stmts, p.clientStmt)
+	}
+}
+
+// pumpFailed handles a server read error: a stop the session asked for, or
+// a lost server. The client whose requests were on it gets an error;
+// if a transaction was open, its session ends, since the transaction is
+// gone and it cannot be told so otherwise.
+func (s *session) pumpFailed(l *link, err error) {
+	s.mu.Lock()
+	l.pumping = false
+	if l.stopping && errors.Is(err, os.ErrDeadlineExceeded) {
+		s.mu.Unlock()
+		return
+	}
+	busy := !l.q.empty() || l.unsynced
+	inTx := l.txStatus != 'I'
+	needRFQ := false
+	for h := l.q.front(); h != nil; h = l.q.front() {
+		if h.kind == 'S' || h.kind == 'Q' || h.kind == 'F' {
+			needRFQ = true
+		}
+		l.q.pop()
+	}
+	if l.unsynced && !needRFQ {
+		s.skipUntilSync = true
+	}
+	if s.link == l {
+		s.link = nil
+	}
+	stopping := l.stopping
+	s.mu.Unlock()
+	l.be.Pool().Discard(l.be)
+	if stopping {
+		return
+	}
+	s.log.Warn("server connection lost", "server", l.be.Addr(), "err", err)
+	if !busy && !inTx {
+		return // an idle server went away; nobody needs to know
+	}
+	fatal := inTx || s.mode == SessionMode
+	s.outMu.Lock()
+	wire.WriteMessage(s.out, errorResponse(&Error{Code: "08006", Message: "shardgate: lost the server connection while it was serving this client (" + l.be.Addr() + ")",
+		Hint: "the statement may or may not have run; an open transaction was rolled back", Fatal: fatal}, fatal))
+	if needRFQ && !fatal {
+		wire.WriteFrame(s.out, 'Z', []byte{'I'})
+	}
+	s.out.Flush()
+	s.outMu.Unlock()
+	if fatal {
+		s.conn.Close()
+	}
+}
+
+// stopPump makes the pump of an idle link return without consuming
+// anything, so the session goroutine can use or release the connection.
+func (s *session) stopPump(l *link) {
+	s.mu.Lock()
+	l.stopping = true
+	running := l.pumping
+	done := l.pumpDone
+	s.mu.Unlock()
+	if running {
+		l.be.Net().SetReadDeadline(time.Unix(1, 0))
+		<-done
+	}
+	l.be.Net().SetReadDeadline(time.Time{})
+}
+
+func rfq(status byte) []byte { return []byte{'Z', 0, 0, 0, 5, status} }
+
+func encodeMsg(msg wire.Encoder) []byte {
+	b, _ := msg.Encode(nil)
+	return b
+}
+
+func parseComplete() []byte { return []byte{'1', 0, 0, 0, 4} }
+func closeComplete() []byte { return []byte{'3', 0, 0, 0, 4} }
+
+func commandComplete(tag string) []byte {
+	b := make([]byte, 5, 6+len(tag))
+	b[0] = 'C'
+	binary.BigEndian.PutUint32(b[1:], uint32(4+len(tag)+1))
+	b = append(b, tag...)
+	return append(b, 0)
+}

@@ -1,0 +1,195 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shardgate/shardgate/pool"
+	"github.com/shardgate/shardgate/proxy/auth"
+)
+
+// PoolMode says how long a client holds a server connection.
+type PoolMode uint8
+
+// Pool modes.
+const (
+	// TransactionMode holds a server connection for one transaction or one
+	// statement outside a transaction.
+	TransactionMode PoolMode = iota
+	// SessionMode holds one for the client's whole session.
+	SessionMode
+	// StatementMode is TransactionMode that refuses multi-statement
+	// transactions.
+	StatementMode
+)
+
+func (m PoolMode) String() string {
+	switch m {
+	case SessionMode:
+		return "session"
+	case StatementMode:
+		return "statement"
+	}
+	return "transaction"
+}
+
+// User is a client login and the server role it uses.
+type User struct {
+	Credential auth.Credential
+	// ServerUser and ServerPassword log in to the servers.
+	ServerUser     string
+	ServerPassword string
+}
+
+// Shard is one shard's servers, as the proxy uses them.
+type Shard struct {
+	Name string
+	// Primary is the host:port of the shard's primary.
+	Primary string
+}
+
+// Options configure a Server. Only Users, Shards and Pools are required.
+type Options struct {
+	Users  map[string]*User
+	Shards []Shard
+	// Pools provides the server connection pools.
+	Pools *pool.Set
+	Mode  PoolMode
+	// TLS, when set, is offered to clients that ask for it; RequireTLS
+	// refuses those that do not.
+	TLS        *tls.Config
+	RequireTLS bool
+	// PreparedCacheSize bounds the prepared statements kept per server
+	// connection in transaction and statement modes (default 512).
+	PreparedCacheSize int
+	// MaxClients bounds concurrent client connections (0: no bound).
+	MaxClients int
+	// ResetTimeout bounds cleaning a server connection after its client
+	// left (default 5s); past it the connection is closed instead.
+	ResetTimeout time.Duration
+	// Logger receives connection and error logs (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Server accepts client connections and serves each in its own session.
+type Server struct {
+	opts Options
+	log  *slog.Logger
+
+	nextID   atomic.Uint32
+	mu       sync.Mutex
+	sessions map[uint32]*session // by the BackendKeyData PID we gave out
+	ln       []net.Listener
+	wg       sync.WaitGroup
+	closing  atomic.Bool
+}
+
+// NewServer returns a server; Serve starts it.
+func NewServer(o Options) *Server {
+	if o.PreparedCacheSize <= 0 {
+		o.PreparedCacheSize = 512
+	}
+	if o.ResetTimeout <= 0 {
+		o.ResetTimeout = 5 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &Server{opts: o, log: o.Logger, sessions: map[uint32]*session{}}
+}
+
+// Serve accepts connections on ln until Close. Each connection gets a
+// goroutine running its session; it ends when the client leaves, the
+// session fails, or Close closes the client's socket.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	s.ln = append(s.ln, ln)
+	s.mu.Unlock()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.serveConn(c)
+		}()
+	}
+}
+
+// Close stops accepting, closes every client connection and waits for the
+// sessions to end.
+func (s *Server) Close() error {
+	s.closing.Store(true)
+	s.mu.Lock()
+	for _, ln := range s.ln {
+		ln.Close()
+	}
+	for _, ss := range s.sessions {
+		ss.conn.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+// ClientCount returns the number of connected clients.
+func (s *Server) ClientCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+func (s *Server) register(ss *session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.opts.MaxClients > 0 && len(s.sessions) >= s.opts.MaxClients {
+		return false
+	}
+	for {
+		id := s.nextID.Add(1)
+		if _, taken := s.sessions[id]; !taken && id != 0 {
+			ss.id = id
+			s.sessions[id] = ss
+			return true
+		}
+	}
+}
+
+func (s *Server) unregister(ss *session) {
+	s.mu.Lock()
+	if s.sessions[ss.id] == ss {
+		delete(s.sessions, ss.id)
+	}
+	s.mu.Unlock()
+}
+
+func (s *Server) lookup(id uint32) *session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions[id]
+}
+
+// pool returns the pool serving a user's statements on a shard's primary.
+func (s *Server) pool(u *User, database string, shard int) *pool.Pool {
+	return s.opts.Pools.Get(pool.Key{Addr: s.opts.Shards[shard].Primary, User: u.ServerUser, Database: database}, u.ServerPassword)
+}
+
+func (s *Server) checkout(ctx context.Context, u *User, database string, shard int) (*pool.Conn, error) {
+	return s.pool(u, database, shard).Get(ctx)
+}

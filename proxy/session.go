@@ -1,0 +1,378 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/shardgate/shardgate/pool"
+	"github.com/shardgate/shardgate/proxy/auth"
+	"github.com/shardgate/shardgate/proxy/wire"
+	"github.com/shardgate/shardgate/router"
+)
+
+// session is one client connection after startup. Its goroutine reads the
+// client and writes to the server; a pump goroutine per attached server
+// connection writes the server's responses to the client.
+type session struct {
+	srv    *Server
+	log    *slog.Logger
+	id     uint32
+	secret []byte
+	conn   net.Conn
+	in     *wire.Reader
+	user   *User
+	db     string
+	mode   PoolMode
+	pool   *pool.Pool
+
+	// outMu serialises writes to the client between the session goroutine
+	// and the pump. Lock order: mu, then outMu.
+	outMu sync.Mutex
+	out   *bufio.Writer
+
+	// mu guards the fields below, shared with the pump and cancel requests.
+	mu       sync.Mutex
+	link     *link
+	settings settings
+	// stmts, unnamed and portals are the client's prepared statements and
+	// portals (pooled modes), so they can be recreated on any server.
+	stmts   map[string]*stmt
+	unnamed *stmt
+	portals map[string]*router.Analysis
+	// skipUntilSync: the proxy refused a request of an extended-protocol
+	// batch and, as a server would, ignores the rest up to Sync.
+	skipUntilSync bool
+}
+
+func (s *Server) serveConn(c net.Conn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(startupTimeout))
+	st, err := s.readStartup(c)
+	if err != nil {
+		s.refuse(c, err)
+		return
+	}
+	if st.cancel != nil {
+		s.handleCancel(st.cancel)
+		return
+	}
+	ss := &session{
+		srv:     s,
+		conn:    st.conn,
+		in:      wire.NewReader(st.conn, 16<<10, wire.ClientLimit),
+		out:     bufio.NewWriterSize(st.conn, 16<<10),
+		db:      st.db,
+		mode:    s.opts.Mode,
+		secret:  make([]byte, 4),
+		stmts:   map[string]*stmt{},
+		portals: map[string]*router.Analysis{},
+	}
+	rand.Read(ss.secret)
+	if s.opts.RequireTLS && !st.isTLS {
+		s.refuse(st.conn, &Error{Code: "28000", Fatal: true, Message: "shardgate requires an encrypted connection (listen.tls.mode=require)",
+			Hint: "connect with sslmode=require"})
+		return
+	}
+	if !s.register(ss) {
+		s.refuse(st.conn, &Error{Code: "53300", Fatal: true, Message: "sorry, too many clients already",
+			Hint: "raise pool.max_client_conn in the shardgate config"})
+		return
+	}
+	defer s.unregister(ss)
+	ss.log = s.log.With("client", ss.id, "user", st.user, "database", st.db, "remote", c.RemoteAddr().String())
+	if err := ss.start(st); err != nil {
+		ss.log.Info("client refused", "err", err)
+		ss.sendFatal(err)
+		return
+	}
+	st.conn.SetDeadline(time.Time{})
+	ss.log.Debug("client connected")
+	err = ss.serve()
+	ss.finish()
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+		ss.log.Info("client disconnected", "err", err)
+	} else {
+		ss.log.Debug("client disconnected")
+	}
+}
+
+// refuse tells a client why it cannot go on, before a session exists.
+func (s *Server) refuse(c net.Conn, err error) {
+	var pe *Error
+	if !errors.As(err, &pe) {
+		return // the client went away or spoke garbage before a reply made sense
+	}
+	w := bufio.NewWriter(c)
+	wire.WriteMessage(w, errorResponse(err, true))
+	w.Flush()
+}
+
+func (s *session) sendFatal(err error) {
+	s.outMu.Lock()
+	wire.WriteMessage(s.out, errorResponse(err, true))
+	s.out.Flush()
+	s.outMu.Unlock()
+}
+
+// start authenticates the client, learns the server's parameters with the
+// client's settings applied, and tells the client it is ready.
+func (s *session) start(st *startup) error {
+	if st.minor > 0 || len(st.unknown) > 0 {
+		// We speak 3.0 only; the client then does too.
+		wire.WriteMessage(s.out, &pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: st.unknown})
+	}
+	ac := &authConn{r: s.in, w: s.out}
+	u := s.srv.opts.Users[st.user]
+	if u == nil {
+		return auth.AuthenticateUnknown(ac, st.user, auth.MethodSCRAM)
+	}
+	if err := auth.Authenticate(ac, &u.Credential); err != nil {
+		return err
+	}
+	s.user = u
+	s.pool = s.srv.pool(u, s.db, router.Route(router.Analysis{}).Shard)
+	s.settings = newSettings(st.params)
+
+	// A server connection now, with the client's settings, both to fail
+	// the login if the database cannot be served and to report the
+	// parameters the client's own server session would have.
+	be, err := s.srv.checkoutAlive(s.pool)
+	if err != nil {
+		return err
+	}
+	sst := stateOf(be, s.srv.opts.PreparedCacheSize)
+	if sql := replaySQL(s.settings.values, sst.settings); sql != "" {
+		if err := roundTrip(be, sst, sql, time.Now().Add(s.srv.opts.ResetTimeout)); err != nil {
+			// A bad setting in the startup packet fails the login, as the
+			// server itself would fail it.
+			s.pool.Discard(be)
+			return err
+		}
+	}
+	wire.WriteMessage(s.out, &pgproto3.AuthenticationOk{})
+	for k, v := range be.Params {
+		wire.WriteMessage(s.out, &pgproto3.ParameterStatus{Name: k, Value: v})
+	}
+	wire.WriteMessage(s.out, &pgproto3.BackendKeyData{ProcessID: s.id, SecretKey: s.secret})
+	s.out.Write(rfq('I'))
+	if s.mode == SessionMode {
+		s.link = &link{be: be, st: sst, w: be.Writer(), txStatus: 'I'}
+	} else {
+		s.pool.Put(be)
+	}
+	return s.out.Flush()
+}
+
+// serve reads client messages until the client leaves or breaks the
+// protocol. One type switch hands each message to its handler.
+func (s *session) serve() error {
+	for {
+		typ, n, err := s.in.Header()
+		if err != nil {
+			if errors.Is(err, wire.ErrMessageTooLarge) {
+				s.sendFatal(&Error{Code: "08P01", Message: err.Error()})
+			}
+			return err
+		}
+		switch typ {
+		case 'd', 'c', 'f':
+			err = s.copyData(typ, n)
+		case 'X':
+			return nil
+		case 'Q', 'P', 'B', 'D', 'E', 'C', 'S', 'H', 'F':
+			var body []byte
+			if body, err = s.in.Body(n); err != nil {
+				return err
+			}
+			err = s.dispatch(typ, body)
+		default:
+			err = &Error{Code: "08P01", Fatal: true, Message: fmt.Sprintf("invalid frontend message type %d", typ)}
+		}
+		if err != nil {
+			var pe *Error
+			if errors.As(err, &pe) && pe.Fatal {
+				s.sendFatal(err)
+			}
+			return err
+		}
+	}
+}
+
+func (s *session) dispatch(typ byte, body []byte) error {
+	switch typ {
+	case 'Q':
+		return s.query(body)
+	case 'P':
+		return s.parse(body)
+	case 'B':
+		return s.bind(body)
+	case 'D':
+		return s.describe(body)
+	case 'E':
+		return s.execute(body)
+	case 'C':
+		return s.close(body)
+	case 'S':
+		return s.sync()
+	case 'H':
+		return s.flush()
+	case 'F':
+		return s.forward(pending{kind: 'F'}, 'F', body)
+	}
+	return nil
+}
+
+// forward sends one message to the server, attaching one if needed.
+func (s *session) forward(p pending, typ byte, body []byte) error {
+	l, err := s.acquire(p)
+	if err != nil {
+		return s.reject(p.kind, err)
+	}
+	wire.WriteFrame(l.w, typ, body)
+	s.done(l)
+	return nil
+}
+
+// reject answers a request with an error from the proxy, in its place
+// among the responses. A simple query ends with ReadyForQuery; in an
+// extended batch the rest up to Sync is ignored, as a server does.
+func (s *session) reject(kind byte, err error) error {
+	var pe *Error
+	if errors.As(err, &pe) && pe.Fatal {
+		return err
+	}
+	msg := encodeMsg(errorResponse(err, false))
+	s.mu.Lock()
+	l := s.link
+	extended := kind != 'Q' && kind != 'F'
+	if extended {
+		s.skipUntilSync = true
+	}
+	if l != nil && !l.q.empty() {
+		l.q.push(pending{synth: msg})
+		if !extended {
+			l.q.push(pending{synth: rfq(l.txStatus)})
+		}
+		s.mu.Unlock()
+		return nil
+	}
+	status := byte('I')
+	if l != nil {
+		status = l.txStatus
+	}
+	s.outMu.Lock()
+	s.mu.Unlock()
+	s.out.Write(msg)
+	if !extended {
+		s.out.Write(rfq(status))
+	}
+	err = s.out.Flush()
+	s.outMu.Unlock()
+	return err
+}
+
+// reply sends a reply the proxy makes itself (CloseComplete, ...), in its
+// place among the responses.
+func (s *session) reply(msg []byte) error {
+	s.mu.Lock()
+	if s.link != nil && !s.link.q.empty() {
+		s.link.q.push(pending{synth: msg})
+		s.mu.Unlock()
+		return nil
+	}
+	s.outMu.Lock()
+	s.mu.Unlock()
+	s.out.Write(msg)
+	var err error
+	if s.in.Buffered() == 0 {
+		err = s.out.Flush()
+	}
+	s.outMu.Unlock()
+	return err
+}
+
+// copyData relays COPY FROM STDIN data; outside a COPY there is nobody to
+// take it, and a server would ignore it too.
+func (s *session) copyData(typ byte, n int) error {
+	s.mu.Lock()
+	l := s.link
+	if l == nil {
+		s.mu.Unlock()
+		return s.in.Skip(n)
+	}
+	l.writers++
+	s.mu.Unlock()
+	err := s.in.CopyTo(l.w, typ, n)
+	s.done(l)
+	return err
+}
+
+func (s *session) flush() error {
+	s.mu.Lock()
+	l := s.link
+	s.mu.Unlock()
+	if l == nil {
+		return s.reply(nil)
+	}
+	l, err := s.acquire()
+	if err != nil {
+		return nil
+	}
+	wire.WriteFrame(l.w, 'H', nil)
+	err = l.w.Flush()
+	s.done(l)
+	if err == nil {
+		s.outMu.Lock()
+		err = s.out.Flush()
+		s.outMu.Unlock()
+	}
+	return err
+}
+
+func (s *session) sync() error {
+	s.mu.Lock()
+	s.skipUntilSync = false
+	l := s.link
+	s.mu.Unlock()
+	if l == nil {
+		// No server holds anything of this client: answer ourselves.
+		return s.reply(rfq('I'))
+	}
+	l, err := s.acquire(pending{kind: 'S'})
+	if err != nil {
+		return s.reject('Q', err)
+	}
+	wire.WriteFrame(l.w, 'S', nil)
+	s.mu.Lock()
+	l.unsynced = false
+	s.mu.Unlock()
+	s.done(l)
+	return nil
+}
+
+// checkoutAlive gets a connection and makes sure a pooled one is still
+// usable, so a server that died while idle costs a reconnect, not a
+// client's error.
+func (s *Server) checkoutAlive(p *pool.Pool) (*pool.Conn, error) {
+	for range 3 {
+		be, err := p.Get(context.Background())
+		if err != nil {
+			return nil, err
+		}
+		if be.Reader().Buffered() == 0 && pool.Alive(be.Net()) {
+			return be, nil
+		}
+		p.Discard(be)
+	}
+	return p.Get(context.Background())
+}
