@@ -133,9 +133,16 @@ func (s *session) parse(body []byte) error {
 	}
 	s.mu.Lock()
 	_, dup := s.stmts[msg.Name]
+	known := !dup && s.srv.known.has(cs.server)
+	if known {
+		s.stmts[msg.Name] = cs
+	}
 	s.mu.Unlock()
 	if dup {
 		return s.reject('P', &Error{Code: "42P05", Message: fmt.Sprintf("prepared statement %q already exists", msg.Name)})
+	}
+	if known {
+		return s.replyParse(msg.Name)
 	}
 	l, err := s.acquire()
 	if err != nil {
@@ -144,20 +151,28 @@ func (s *session) parse(body []byte) error {
 	s.mu.Lock()
 	s.stmts[msg.Name] = cs
 	if l.st.prepared.touch(cs.server) {
-		if l.q.empty() && !l.skipping {
-			// Nothing ahead of it: answer now.
-			s.mu.Unlock()
-			s.done(l)
-			return s.reply(parseComplete())
-		}
-		l.q.push(pending{synth: parseComplete(), clientStmt: msg.Name})
 		s.mu.Unlock()
-	} else {
-		s.prepareLocked(l, cs, pending{kind: 'P', clientStmt: msg.Name, serverStmt: cs.server})
-		s.mu.Unlock()
+		s.done(l)
+		return s.replyParse(msg.Name)
 	}
+	s.prepareLocked(l, cs, pending{kind: 'P', clientStmt: msg.Name, serverStmt: cs.server})
+	s.mu.Unlock()
 	s.done(l)
 	return nil
+}
+
+// replyParse answers a Parse the proxy takes on itself, in its place among
+// the responses. Should the server skip it (an earlier request of the
+// batch failed), the client's statement is forgotten, as the server would.
+func (s *session) replyParse(client string) error {
+	s.mu.Lock()
+	if l := s.link; l != nil && !l.q.empty() {
+		l.q.push(pending{synth: parseComplete(), clientStmt: client})
+		s.mu.Unlock()
+		return nil
+	}
+	s.mu.Unlock()
+	return s.reply(parseComplete())
 }
 
 // prepareLocked sends a Parse of cs under its server name (closing the

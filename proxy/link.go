@@ -250,7 +250,12 @@ func (s *session) onServerMessage(l *link, typ byte, body []byte) (forward bool,
 			l.skipping = true
 			s.popLocked(l)
 		}
-	case '1', '2', '3', 's':
+	case '1':
+		if h.serverStmt != "" {
+			s.srv.known.add(h.serverStmt)
+		}
+		s.popLocked(l)
+	case '2', '3', 's':
 		s.popLocked(l)
 	case 'T', 'n':
 		if h.kind == 'D' {
@@ -346,8 +351,8 @@ func (s *session) pumpFailed(l *link, err error) {
 		return
 	}
 	s.log.Warn("server connection lost", "server", l.be.Addr(), "err", err)
-	if !busy && !inTx {
-		return // an idle server went away; nobody needs to know
+	if !busy && !inTx && s.mode != SessionMode {
+		return // an idle pooled server went away; nobody needs to know
 	}
 	fatal := inTx || s.mode == SessionMode
 	s.outMu.Lock()

@@ -85,6 +85,7 @@ type Server struct {
 	nextID   atomic.Uint32
 	mu       sync.Mutex
 	sessions map[uint32]*session // by the BackendKeyData PID we gave out
+	known    knownStmts
 	ln       []net.Listener
 	wg       sync.WaitGroup
 	closing  atomic.Bool
@@ -101,7 +102,7 @@ func NewServer(o Options) *Server {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Server{opts: o, log: o.Logger, sessions: map[uint32]*session{}}
+	return &Server{opts: o, log: o.Logger, sessions: map[uint32]*session{}, known: knownStmts{max: 100_000}}
 }
 
 // Serve accepts connections on ln until Close. Each connection gets a
@@ -169,6 +170,21 @@ func (s *Server) register(ss *session) bool {
 			return true
 		}
 	}
+}
+
+// rekey gives a session the id a server gave its connection, when no
+// other session has it: in session mode a client owns one server session,
+// and pg_terminate_backend() or pg_stat_activity should find it by the PID
+// the client was told.
+func (s *Server) rekey(ss *session, id uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, taken := s.sessions[id]; taken || id == 0 {
+		return
+	}
+	delete(s.sessions, ss.id)
+	ss.id = id
+	s.sessions[id] = ss
 }
 
 func (s *Server) unregister(ss *session) {

@@ -159,6 +159,9 @@ func (s *session) start(st *startup) error {
 			return err
 		}
 	}
+	if s.mode == SessionMode {
+		s.srv.rekey(s, be.PID)
+	}
 	wire.WriteMessage(s.out, &pgproto3.AuthenticationOk{})
 	for k, v := range be.Params {
 		wire.WriteMessage(s.out, &pgproto3.ParameterStatus{Name: k, Value: v})

@@ -5,7 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	
+	"sync"
+
 	"github.com/shardgate/shardgate/pool"
 	"github.com/shardgate/shardgate/proxy/wire"
 	"github.com/shardgate/shardgate/router"
@@ -116,3 +117,33 @@ func (c *lru) clear() {
 }
 
 func (c *lru) len() int { return len(c.items) }
+
+// knownStmts remembers server statement names that some server has
+// prepared successfully. A client's Parse of a known statement is answered
+// by the proxy without a server: it is prepared where it runs, at Bind.
+// That keeps a Parse from waiting for a free server, which matters to
+// clients that prepare synchronously while their other connections hold
+// transactions open (pgbench -M prepared does). The cost is that a
+// statement made invalid by DDL since reports its error at Bind instead.
+type knownStmts struct {
+	mu    sync.RWMutex
+	names map[string]struct{}
+	max   int
+}
+
+func (k *knownStmts) has(name string) bool {
+	k.mu.RLock()
+	_, ok := k.names[name]
+	k.mu.RUnlock()
+	return ok
+}
+
+func (k *knownStmts) add(name string) {
+	k.mu.Lock()
+	if k.names == nil || len(k.names) >= k.max {
+		// Crude bound: forgetting only costs a server round trip.
+		k.names = make(map[string]struct{}, 64)
+	}
+	k.names[name] = struct{}{}
+	k.mu.Unlock()
+}

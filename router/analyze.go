@@ -13,16 +13,16 @@ type Command uint8
 
 // Commands the proxy treats specially; everything else is CmdOther.
 const (
-	CmdOther      Command = iota
-	CmdEmpty              // only whitespace or comments
-	CmdSet                // SET / RESET / SET TIME ZONE / SET ROLE ...; see Statement.Set
-	CmdBegin              // BEGIN, START TRANSACTION
-	CmdDiscardAll         // DISCARD ALL
-	CmdListen             // LISTEN / UNLISTEN
-	CmdPrepare            // SQL-level PREPARE
-	CmdExecute            // SQL-level EXECUTE
-	CmdDeallocate         // SQL-level DEALLOCATE
-	CmdDeclareHold        // DECLARE ... CURSOR WITH HOLD
+	CmdOther       Command = iota
+	CmdEmpty               // only whitespace or comments
+	CmdSet                 // SET / RESET / SET TIME ZONE / SET ROLE ...; see Statement.Set
+	CmdBegin               // BEGIN, START TRANSACTION
+	CmdDiscardAll          // DISCARD ALL
+	CmdListen              // LISTEN / UNLISTEN
+	CmdPrepare             // SQL-level PREPARE
+	CmdExecute             // SQL-level EXECUTE
+	CmdDeallocate          // SQL-level DEALLOCATE
+	CmdDeclareHold         // DECLARE ... CURSOR WITH HOLD
 )
 
 // SetEffect is a change a SET or RESET makes to the session's settings.

@@ -26,10 +26,15 @@ const (
 // Verifier is a parsed SCRAM-SHA-256 secret: everything the server needs to
 // check a client's proof and sign its reply, without the password.
 type Verifier struct {
+	// Iterations is the PBKDF2 iteration count.
 	Iterations int
-	Salt       []byte
-	StoredKey  []byte
-	ServerKey  []byte
+	// Salt is the PBKDF2 salt, sent to the client in the clear.
+	Salt []byte
+	// StoredKey is H(ClientKey); it checks the client's proof.
+	StoredKey []byte
+	// ServerKey signs the server's final message, proving to the client
+	// that the proxy holds the secret too.
+	ServerKey []byte
 }
 
 // String formats v as Postgres stores it in pg_authid.rolpassword.

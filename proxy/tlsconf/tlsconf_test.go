@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func writePair(t *testing.T, hosts ...string) (certFile, keyFile string) {
@@ -19,25 +20,40 @@ func writePair(t *testing.T, hosts ...string) (certFile, keyFile string) {
 	return certFile, keyFile
 }
 
-// handshake runs both ends of a TLS handshake over net.Pipe and returns the
-// client's view of the connection and the first error from either side.
-func handshake(server, client *tls.Config) (tls.ConnectionState, error) {
-	sc, cc := net.Pipe()
-	defer sc.Close()
-	defer cc.Close()
-	srv := tls.Server(sc, server)
+// handshake runs both ends of a TLS handshake over loopback TCP and returns
+// the client's view of the connection and the first error from either
+// side. TCP rather than net.Pipe: a side that fails writes an alert while
+// the other may still be writing its flight, which deadlocks an unbuffered
+// pipe.
+func handshake(t *testing.T, server, client *tls.Config) (tls.ConnectionState, error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	deadline := time.Now().Add(10 * time.Second)
 	errc := make(chan error, 1)
 	go func() {
-		err := srv.Handshake()
+		c, err := ln.Accept()
 		if err != nil {
-			sc.Close() // unblock the client
+			errc <- err
+			return
 		}
-		errc <- err
+		defer c.Close()
+		c.SetDeadline(deadline)
+		errc <- tls.Server(c, server).Handshake()
 	}()
-	cli := tls.Client(cc, client)
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(deadline)
+	cli := tls.Client(c, client)
 	cerr := cli.Handshake()
 	if cerr != nil {
-		cc.Close()
+		c.Close() // the server may be waiting for a reply that will not come
 	}
 	serr := <-errc
 	if cerr != nil {
@@ -88,7 +104,7 @@ func TestSelfSignedHandshake(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			state, err := handshake(server, tt.client)
+			state, err := handshake(t, server, tt.client)
 			if tt.wantErr {
 				if err == nil {
 					t.Fatal("handshake succeeded")

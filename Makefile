@@ -1,0 +1,48 @@
+# shardgate: see README.md.
+GO      ?= go
+export PATH := $(PATH):/usr/local/go/bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+.PHONY: all build run test unit bench acceptance vet fmt clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/shardgate ./cmd/shardgate
+	$(GO) build -o bin/devcluster ./test/cmd/devcluster
+
+# A local cluster (2 shards, each a primary and a streaming replica, under
+# ./.run) with shardgate on 127.0.0.1:6432 in the foreground. Ctrl-C stops
+# everything.
+run: build
+	@.ci/install-deps
+	./bin/devcluster --dir .run --shards 2 --replicas 1 --proxy-bin ./bin/shardgate --listen 127.0.0.1:6432
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+
+# Unit tests and integration tests against real PostgreSQL servers that
+# the tests start themselves.
+test: vet
+	$(GO) test -count=1 -timeout 20m ./...
+
+unit:
+	$(GO) test -count=1 -short ./...
+
+# shardgate vs direct PostgreSQL vs pgbouncer, in one run.
+bench: build
+	@.ci/install-deps
+	$(GO) run ./test/cmd/benchrun
+
+# pgx's own test suite through shardgate (session and transaction mode).
+acceptance: build
+	@.ci/install-deps
+	$(GO) test -count=1 -timeout 30m -run TestPgxSuite ./test/acceptance/
+
+fmt:
+	gofmt -w .
+
+clean:
+	rm -rf bin .run

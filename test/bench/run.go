@@ -1,0 +1,419 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/shardgate/shardgate/test/cluster"
+)
+
+// Config describes one benchmark run.
+type Config struct {
+	// Shards and Replicas shape the cluster. Every primary gets the pgbench
+	// tables; direct and pgbouncer runs use shard 0's primary.
+	Shards, Replicas int
+	// Scale is pgbench -i -s.
+	Scale int
+	// PoolSize is the server connection pool of both proxies.
+	PoolSize int
+	// Seconds is each run's pgbench -T.
+	Seconds int
+	// Threads is pgbench -j (capped at the client count).
+	Threads   int
+	Workloads []Workload
+	Protocols []string
+	Clients   []int
+	// Targets to measure, from TargetDirect, TargetShardgate and
+	// TargetPgBouncer; pgbouncer is dropped, with a note, when it cannot
+	// be had.
+	Targets []string
+	// ProxyBin is the shardgate binary; empty builds one from the module.
+	ProxyBin string
+	// RawDir, if set, receives every pgbench run's command and output.
+	RawDir string
+	// WarmupSeconds of select-only load per target fill the proxies' pools
+	// and the caches before the first measured run; 0 skips it.
+	WarmupSeconds int
+	// Log receives progress lines.
+	Log io.Writer
+}
+
+// bench holds what Run has started.
+type bench struct {
+	cfg     Config
+	log     io.Writer
+	hz      int
+	pgbench string
+	ports   map[string]int
+	procs   map[string]*proc
+	cl      *cluster.Cluster
+	rep     *Report
+}
+
+// Run sets everything up, runs the matrix and tears everything down again,
+// also when ctx is cancelled (Ctrl-C). It returns the report so far even
+// with an error, so that an interrupted run still shows what it measured.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	b := &bench{cfg: cfg, log: cfg.Log, ports: map[string]int{}, procs: map[string]*proc{}}
+	if b.log == nil {
+		b.log = io.Discard
+	}
+	b.rep = &Report{Workloads: cfg.Workloads, Protocols: cfg.Protocols, Clients: cfg.Clients}
+	defer func() {
+		for _, name := range []string{TargetShardgate, TargetPgBouncer} {
+			if p := b.procs[name]; p != nil {
+				fmt.Fprintf(b.log, "benchrun: stopping %s\n", name)
+				p.stop(proxyStopTimeout)
+			}
+		}
+		if b.cl != nil {
+			fmt.Fprintln(b.log, "benchrun: stopping the cluster")
+			if err := b.cl.Stop(); err != nil {
+				fmt.Fprintf(b.log, "benchrun: stop cluster: %v\n", err)
+			}
+		}
+	}()
+	work, err := os.MkdirTemp("", "shardgate-bench-")
+	if err != nil {
+		return b.rep, err
+	}
+	defer os.RemoveAll(work)
+	// pgbouncer runs as the postgres user and must reach its own subdirectory.
+	if err := os.Chmod(work, 0o755); err != nil {
+		return b.rep, err
+	}
+	if cfg.RawDir != "" {
+		if err := os.MkdirAll(cfg.RawDir, 0o755); err != nil {
+			return b.rep, err
+		}
+	}
+	if err := b.setup(ctx, work); err != nil {
+		return b.rep, err
+	}
+	return b.rep, b.matrix(ctx)
+}
+
+func (b *bench) setup(ctx context.Context, work string) error {
+	cfg := b.cfg
+	b.hz = ClockTicks(ctx)
+	binDir, err := cluster.FindBinDir("")
+	if err != nil {
+		return err
+	}
+	if b.pgbench, err = FindPgbench(binDir); err != nil {
+		return err
+	}
+	want := map[string]bool{}
+	for _, t := range cfg.Targets {
+		want[t] = true
+	}
+
+	var pgbBin, pgbVersion string
+	var pgbPrepared bool
+	if want[TargetPgBouncer] {
+		var note string
+		if pgbBin, note = EnsurePgBouncer(ctx, b.log); note != "" {
+			b.note(note)
+		}
+		if pgbBin != "" {
+			v, s, err := PgBouncerVersion(ctx, pgbBin)
+			if err != nil {
+				b.note(fmt.Sprintf("%v; pgbouncer left out", err))
+				pgbBin = ""
+			}
+			pgbVersion, pgbPrepared = s, SupportsPreparedStatements(v)
+			if pgbBin != "" && !pgbPrepared {
+				b.note(fmt.Sprintf("pgbouncer %s predates max_prepared_statements (1.21), so in transaction mode "+
+					"`-M prepared` runs through it are expected to fail: statements prepared on one server connection "+
+					"are missing on the next", pgbVersion))
+			}
+		}
+	}
+
+	proxyBin := cfg.ProxyBin
+	if proxyBin == "" && want[TargetShardgate] {
+		fmt.Fprintln(b.log, "benchrun: building shardgate")
+		if proxyBin, err = buildShardgate(ctx, work); err != nil {
+			return err
+		}
+	}
+
+	fmt.Fprintf(b.log, "benchrun: starting %d shard(s) x %d replica(s)\n", cfg.Shards, cfg.Replicas)
+	maxClients := 0
+	for _, c := range cfg.Clients {
+		maxClients = max(maxClients, c)
+	}
+	b.cl, err = cluster.Start(ctx, cluster.Options{
+		Shards:    cfg.Shards,
+		Replicas:  cfg.Replicas,
+		Users:     []cluster.User{{Name: benchUser, Password: benchPassword}},
+		Databases: []cluster.Database{{Name: benchDB, Owner: benchUser}},
+		ExtraConf: []string{
+			// Both proxies keep their pools open while direct runs
+			// connect maxClients more backends.
+			fmt.Sprintf("max_connections = %d", 2*cfg.PoolSize+maxClients+20),
+			// Scale 10 is ~160 MB: keep it in shared buffers so every
+			// target reads the same warm data.
+			"shared_buffers = 256MB",
+		},
+	})
+	if err != nil {
+		return err
+	}
+	primary := b.cl.Shards[0].Primary
+	var addrs []string
+	for _, p := range b.cl.Primaries() {
+		addrs = append(addrs, p.Addr())
+		fmt.Fprintf(b.log, "benchrun: pgbench -i -s %d on %s\n", cfg.Scale, p.Addr())
+		if err := b.initTables(ctx, p); err != nil {
+			return err
+		}
+	}
+	if want[TargetDirect] {
+		b.ports[TargetDirect] = primary.Port
+		b.rep.Targets = append(b.rep.Targets, TargetDirect)
+	}
+	if want[TargetShardgate] {
+		p, port, err := startShardgate(ctx, proxyBin, work, cfg.PoolSize, addrs)
+		if err != nil {
+			return err
+		}
+		b.procs[TargetShardgate], b.ports[TargetShardgate] = p, port
+		b.rep.Targets = append(b.rep.Targets, TargetShardgate)
+		fmt.Fprintf(b.log, "benchrun: shardgate (pid %d) on 127.0.0.1:%d\n", p.Pid(), port)
+	}
+	if pgbBin != "" {
+		maxPrep := 0
+		if pgbPrepared {
+			maxPrep = 200
+		}
+		p, port, err := startPgBouncer(ctx, pgbBin, work, cfg.PoolSize, maxPrep, "127.0.0.1", primary.Port)
+		if err != nil {
+			// A broken pgbouncer setup should not cost the shardgate figures.
+			b.note(fmt.Sprintf("pgbouncer %s did not start, so its columns are left out: %v", pgbVersion, err))
+		} else {
+			b.procs[TargetPgBouncer], b.ports[TargetPgBouncer] = p, port
+			b.rep.Targets = append(b.rep.Targets, TargetPgBouncer)
+			fmt.Fprintf(b.log, "benchrun: pgbouncer %s (pid %d) on 127.0.0.1:%d\n", pgbVersion, p.Pid(), port)
+		}
+	}
+	b.meta(ctx, primary, pgbVersion)
+	return nil
+}
+
+// initTables runs pgbench -i on a primary, directly.
+func (b *bench) initTables(ctx context.Context, h *cluster.Host) error {
+	cmd := exec.CommandContext(ctx, b.pgbench, "-i", "-q", "-s", strconv.Itoa(b.cfg.Scale),
+		"-h", "127.0.0.1", "-p", strconv.Itoa(h.Port), "-U", benchUser, benchDB)
+	cmd.Env = pgbenchEnv()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("bench: pgbench -i on %s: %w\n%s", h.Addr(), err, out)
+	}
+	return nil
+}
+
+func pgbenchEnv() []string {
+	// TLS and GSS negotiation are turned off so that no target pays for a
+	// refused handshake the others skip.
+	return cleanEnv("PGPASSWORD="+benchPassword, "PGSSLMODE=disable", "PGGSSENCMODE=disable")
+}
+
+func (b *bench) note(s string) {
+	fmt.Fprintf(b.log, "benchrun: NOTE: %s\n", s)
+	b.rep.Notes = append(b.rep.Notes, s)
+}
+
+// meta records the setup above the tables, so that pasted results carry
+// their context.
+func (b *bench) meta(ctx context.Context, primary *cluster.Host, pgbVersion string) {
+	cfg := b.cfg
+	pgVersion, _ := primary.QueryString(ctx, "SHOW server_version")
+	pgbenchVersion, _ := exec.CommandContext(ctx, b.pgbench, "--version").Output()
+	m := []string{
+		"date: " + time.Now().Format("2006-01-02 15:04 MST"),
+		fmt.Sprintf("machine: %d CPUs (%s/%s); pgbench, PostgreSQL and the proxies share them", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH),
+		fmt.Sprintf("cluster: %d shard(s) x %d replica(s), PostgreSQL %s, pgbench -i -s %d", cfg.Shards, cfg.Replicas, pgVersion, cfg.Scale),
+		fmt.Sprintf("pgbench: %s, -n -T %d -j %d (at most one thread per client)", strings.TrimSpace(string(pgbenchVersion)), cfg.Seconds, cfg.Threads),
+		fmt.Sprintf("proxies: transaction pooling, %d server connections each", cfg.PoolSize),
+	}
+	if pgbVersion != "" {
+		m = append(m, "pgbouncer: "+pgbVersion)
+	}
+	b.rep.Meta = m
+}
+
+// matrix runs every combination. The targets of one combination run back
+// to back, so that slow drifts of the machine hit them alike.
+func (b *bench) matrix(ctx context.Context) error {
+	if b.cfg.WarmupSeconds > 0 {
+		maxClients := 0
+		for _, c := range b.cfg.Clients {
+			maxClients = max(maxClients, c)
+		}
+		for _, t := range b.rep.Targets {
+			fmt.Fprintf(b.log, "benchrun: warm-up %s (%ds, %d clients)\n", t, b.cfg.WarmupSeconds, maxClients)
+			spec := b.spec(SelectOnly, "simple", maxClients, t)
+			spec.Seconds = b.cfg.WarmupSeconds
+			if _, stderr, err := b.pgbenchRun(ctx, spec); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				fmt.Fprintf(b.log, "benchrun: warm-up of %s failed: %v %s\n", t, err, FirstErrorLine("", stderr))
+			}
+		}
+	}
+	total := len(b.cfg.Workloads) * len(b.cfg.Protocols) * len(b.cfg.Clients) * len(b.rep.Targets)
+	n := 0
+	for _, w := range b.cfg.Workloads {
+		for _, p := range b.cfg.Protocols {
+			for _, c := range b.cfg.Clients {
+				for _, t := range b.rep.Targets {
+					n++
+					k := Key{Workload: w.Name, Protocol: p, Clients: c, Target: t}
+					o, err := b.one(ctx, w, p, c, t)
+					if err != nil {
+						return err
+					}
+					b.rep.Set(k, o)
+					fmt.Fprintf(b.log, "benchrun: [%d/%d] %s: %s\n", n, total, k, summary(o))
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func summary(o *Outcome) string {
+	if o.failed() {
+		return "failed: " + o.Err
+	}
+	s := fmt.Sprintf("%.0f tps, %s ms", o.Result.TPS, fmtMs(o.Result.LatencyMs))
+	if o.CPUMicros >= 0 {
+		s += fmt.Sprintf(", proxy %.1f us/txn", o.CPUMicros)
+	}
+	if !o.Result.Clean() {
+		s += " [" + describeErrors(o.Result) + "]"
+	}
+	return s
+}
+
+func (b *bench) spec(w Workload, protocol string, clients int, target string) RunSpec {
+	return RunSpec{Workload: w, Protocol: protocol, Clients: clients, Threads: b.cfg.Threads,
+		Seconds: b.cfg.Seconds, Host: "127.0.0.1", Port: b.ports[target], User: benchUser, DB: benchDB}
+}
+
+// one runs a single combination. Only a cancelled ctx is an error; a
+// failing pgbench is an Outcome.
+func (b *bench) one(ctx context.Context, w Workload, protocol string, clients int, target string) (*Outcome, error) {
+	if w.Name == TPCB.Name {
+		if err := b.resetTPCB(ctx); err != nil {
+			return nil, err
+		}
+	}
+	spec := b.spec(w, protocol, clients, target)
+	pr := b.procs[target]
+	if pr != nil && pr.exited() {
+		return &Outcome{Err: fmt.Sprintf("%s is not running any more; its log ends with: %s", target, pr.logTail(5)), CPUMicros: -1}, nil
+	}
+	var before uint64
+	var cpuErr error
+	if pr != nil {
+		before, cpuErr = ProcCPUTicks(pr.Pid())
+	}
+	stdout, stderr, runErr := b.pgbenchRun(ctx, spec)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	o := &Outcome{CPUMicros: -1}
+	var after uint64
+	if pr != nil && cpuErr == nil {
+		after, cpuErr = ProcCPUTicks(pr.Pid())
+	}
+	res, perr := ParseOutput(stdout, stderr)
+	o.Result = res
+	switch {
+	case runErr != nil:
+		o.Err = FirstErrorLine(stdout, stderr)
+		if o.Err == "" {
+			o.Err = runErr.Error()
+		}
+	case perr != nil:
+		o.Err = perr.Error()
+	case res.Aborted:
+		o.Err = res.FirstError
+	}
+	if pr != nil && cpuErr == nil && after >= before {
+		o.CPUMicros = MicrosPerTxn(after-before, b.hz, res.Txns)
+	}
+	if pr != nil && pr.exited() && o.Err == "" {
+		o.Err = fmt.Sprintf("%s exited during the run; its log ends with: %s", target, pr.logTail(5))
+	}
+	b.saveRaw(spec, target, stdout, stderr, runErr)
+	return o, nil
+}
+
+// pgbenchRun runs pgbench with a safety timeout, in case a broken target
+// hangs a connection beyond -T.
+func (b *bench) pgbenchRun(ctx context.Context, spec RunSpec) (string, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(2*spec.Seconds+60)*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, b.pgbench, spec.Args()...)
+	cmd.Env = pgbenchEnv()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		err = fmt.Errorf("pgbench did not finish within %v and was killed", time.Duration(2*spec.Seconds+60)*time.Second)
+		stderr.WriteString("\n" + err.Error() + "\n")
+	}
+	return stdout.String(), stderr.String(), err
+}
+
+// resetTPCB does what pgbench's own pre-run vacuum (skipped with -n) does,
+// directly on every primary, so that each TPC-B run starts from tables as
+// fresh as the previous one had.
+func (b *bench) resetTPCB(ctx context.Context) error {
+	for _, h := range b.cl.Primaries() {
+		conn, err := pgx.Connect(ctx, h.DSN("postgres", "", benchDB))
+		if err != nil {
+			return fmt.Errorf("bench: connect to %s for vacuum: %w", h.Addr(), err)
+		}
+		for _, sql := range []string{"VACUUM pgbench_branches", "VACUUM pgbench_tellers", "TRUNCATE pgbench_history"} {
+			if _, err := conn.Exec(ctx, sql); err != nil {
+				conn.Close(context.Background())
+				return fmt.Errorf("bench: %s on %s: %w", sql, h.Addr(), err)
+			}
+		}
+		conn.Close(context.Background())
+	}
+	return nil
+}
+
+// saveRaw keeps a run's full output under RawDir for later inspection and
+// for test fixtures.
+func (b *bench) saveRaw(spec RunSpec, target, stdout, stderr string, runErr error) {
+	if b.cfg.RawDir == "" {
+		return
+	}
+	name := fmt.Sprintf("%s-%s-c%d-%s.txt", spec.Workload.Name, spec.Protocol, spec.Clients, target)
+	status := "exit 0"
+	if runErr != nil {
+		status = runErr.Error()
+	}
+	content := fmt.Sprintf("$ pgbench %s\n# %s\n--- stdout\n%s--- stderr\n%s", strings.Join(spec.Args(), " "), status, stdout, stderr)
+	if err := os.WriteFile(filepath.Join(b.cfg.RawDir, name), []byte(content), 0o644); err != nil {
+		fmt.Fprintf(b.log, "benchrun: save raw output: %v\n", err)
+	}
+}

@@ -1,0 +1,300 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/shardgate/shardgate/proxy"
+)
+
+func poolSize(n int) func(*proxyConfig) {
+	return func(c *proxyConfig) { c.pool.Size = n }
+}
+
+func sqlState(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+// TestClientKilledMidTransaction: a client that vanishes inside a
+// transaction must not leave its server in that transaction for the next
+// client.
+func TestClientKilledMidTransaction(t *testing.T) {
+	ctx := ctxT(t)
+	db := direct(t)
+	if _, err := db.Exec(ctx, "drop table if exists killed; create table killed (id int); grant all on killed to app"); err != nil {
+		t.Fatal(err)
+	}
+
+	// The detector sees a server left in a transaction when there is one.
+	leak := connectDSN(t, primary().DSN("app", "app", "app"))
+	if _, err := leak.Exec(ctx, "begin; select 1"); err != nil {
+		t.Fatal(err)
+	}
+	if n := appBackends(t, db)["idle in transaction"]; n != 1 {
+		t.Fatalf("detector: want 1 idle in transaction, got %d", n)
+	}
+	leak.Close(ctx)
+	eventually(t, 5*time.Second, func() bool { return appBackends(t, db)["idle in transaction"] == 0 })
+
+	for _, mode := range []proxy.PoolMode{proxy.TransactionMode, proxy.SessionMode} {
+		t.Run(mode.String(), func(t *testing.T) {
+			p := startProxy(t, mode, poolSize(1))
+			a := p.connect(t)
+			if _, err := a.Exec(ctx, "begin; insert into killed values (1)"); err != nil {
+				t.Fatal(err)
+			}
+			if n := appBackends(t, db)["idle in transaction"]; n != 1 {
+				t.Fatalf("want the client's transaction open, got %v", appBackends(t, db))
+			}
+			a.PgConn().Conn().Close() // vanish without Terminate
+
+			if !eventually(t, 5*time.Second, func() bool { return appBackends(t, db)["idle in transaction"] == 0 }) {
+				t.Fatalf("server left in a transaction: %v", appBackends(t, db))
+			}
+			// The next client gets the same (only) server, outside any
+			// transaction, and the insert is gone.
+			b := p.connect(t)
+			var xid *int64
+			var n int
+			if err := b.QueryRow(ctx, "select txid_current_if_assigned(), (select count(*) from killed)").Scan(&xid, &n); err != nil {
+				t.Fatal(err)
+			}
+			if xid != nil || n != 0 {
+				t.Fatalf("next client inherited the transaction: xid %v, rows %d", *xid, n)
+			}
+		})
+	}
+}
+
+// TestSettingsFollowClient: in transaction mode a client's SETs follow it
+// to whichever server serves it, and never leak to other clients.
+func TestSettingsFollowClient(t *testing.T) {
+	p := startProxy(t, proxy.TransactionMode, poolSize(2))
+	ctx := ctxT(t)
+	a, b := p.connect(t), p.connect(t)
+	var defTZ string
+	if err := b.QueryRow(ctx, "show timezone").Scan(&defTZ); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Exec(ctx, "set time zone 'Asia/Tokyo'; set search_path = \"My Schema\", public; set application_name = 'client-a'"); err != nil {
+		t.Fatal(err)
+	}
+	// A SET rolled back must not stick.
+	if _, err := a.Exec(ctx, "begin; set statement_timeout = '7s'; rollback"); err != nil {
+		t.Fatal(err)
+	}
+	pidsA, pidsB := map[uint32]bool{}, map[uint32]bool{}
+	type querier interface {
+		QueryRow(context.Context, string, ...any) pgx.Row
+	}
+	check := func(c querier, pids map[uint32]bool, wantTZ, wantPath, wantApp string) {
+		t.Helper()
+		var pid uint32
+		var tz, path, app, timeout string
+		err := c.QueryRow(ctx, "select pg_backend_pid(), current_setting('timezone'), current_setting('search_path'), current_setting('application_name'), current_setting('statement_timeout')").
+			Scan(&pid, &tz, &path, &app, &timeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pids[pid] = true
+		if tz != wantTZ || path != wantPath || app != wantApp || timeout != "0" {
+			t.Fatalf("server %d: timezone %q search_path %q application_name %q statement_timeout %q; want %q %q %q 0",
+				pid, tz, path, app, timeout, wantTZ, wantPath, wantApp)
+		}
+	}
+	for i := range 10 {
+		// Hold one server in a transaction so the other client must use
+		// the other one; alternate who holds it.
+		holder := a
+		if i%2 == 1 {
+			holder = b
+		}
+		tx, err := holder.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkA := func(q querier) { check(q, pidsA, "Asia/Tokyo", `"My Schema", public`, "client-a") }
+		checkB := func(q querier) { check(q, pidsB, defTZ, `"$user", public`, "") }
+		if holder == a {
+			checkA(tx)
+			checkB(b)
+		} else {
+			checkB(tx)
+			checkA(a)
+		}
+		tx.Commit(ctx)
+	}
+	// The check is only meaningful if both clients used both servers.
+	shared := 0
+	for pid := range pidsA {
+		if pidsB[pid] {
+			shared++
+		}
+	}
+	if len(pidsA) < 2 || shared == 0 {
+		t.Fatalf("clients did not move between servers: a %v b %v", pidsA, pidsB)
+	}
+}
+
+// TestPreparedAcrossServers: protocol-level prepared statements work in
+// transaction mode while clients hop between servers.
+func TestPreparedAcrossServers(t *testing.T) {
+	p := startProxy(t, proxy.TransactionMode, poolSize(2), func(c *proxyConfig) { c.opts.PreparedCacheSize = 3 })
+	ctx := ctxT(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 4 {
+		c := p.connect(t)
+		wg.Go(func() {
+			pids := map[uint32]bool{}
+			for i := range 60 {
+				// Five statements per client and a cache of three per
+				// server: statements are evicted and prepared again.
+				var pid uint32
+				var got int
+				q := fmt.Sprintf("select pg_backend_pid(), $1::int + %d", i%5)
+				if err := c.QueryRow(ctx, q, w*1000+i).Scan(&pid, &got); err != nil {
+					errs <- fmt.Errorf("client %d query %d: %w", w, i, err)
+					return
+				}
+				if got != w*1000+i+i%5 {
+					errs <- fmt.Errorf("client %d: got %d want %d", w, got, w*1000+i+i%5)
+					return
+				}
+				pids[pid] = true
+			}
+			if len(pids) < 2 {
+				errs <- fmt.Errorf("client %d stayed on one server %v: the test proves nothing", w, pids)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+
+	// Statement names the client reuses after closing, SQL DEALLOCATE.
+	c := p.connect(t)
+	if _, err := c.Prepare(ctx, "s1", "select 1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Prepare(ctx, "s1", "select 1"); err != nil {
+		t.Fatal("re-prepare of the same statement:", err)
+	}
+	if _, err := c.Exec(ctx, "deallocate s1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Exec(ctx, "deallocate s1"); sqlState(err) != "26000" {
+		t.Fatalf("deallocate of a missing statement: %v", err)
+	}
+	if _, err := c.Exec(ctx, "deallocate all"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCheckoutTimeout: a client that cannot get a server gets an error
+// naming the pool, not a hang. The context deadline catches a hang.
+func TestCheckoutTimeout(t *testing.T) {
+	p := startProxy(t, proxy.TransactionMode, poolSize(1), func(c *proxyConfig) { c.pool.CheckoutTimeout = 300 * time.Millisecond })
+	ctx := ctxT(t)
+	a, b := p.connect(t), p.connect(t)
+	tx, err := a.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err = b.Exec(qctx, "select 1")
+	if sqlState(err) != "53300" {
+		t.Fatalf("want 53300, got %v after %v", err, time.Since(start))
+	}
+	// b is still usable once a server is free.
+	tx.Rollback(ctx)
+	if _, err := b.Exec(ctx, "select 1"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestModeLimits: what each pooled mode refuses, with errors naming the mode.
+func TestModeLimits(t *testing.T) {
+	ctx := ctxT(t)
+	st := startProxy(t, proxy.StatementMode).connect(t)
+	if _, err := st.Exec(ctx, "begin"); sqlState(err) != "25001" {
+		t.Fatalf("statement mode BEGIN: %v", err)
+	}
+	if _, err := st.Exec(ctx, "select 1"); err != nil {
+		t.Fatal(err)
+	}
+	tr := startProxy(t, proxy.TransactionMode).connect(t)
+	for _, q := range []string{"listen chan", "prepare p as select 1", "execute p"} {
+		if _, err := tr.Exec(ctx, q); sqlState(err) != "0A000" {
+			t.Fatalf("transaction mode %q: %v", q, err)
+		}
+	}
+	if _, err := tr.Exec(ctx, "select 1"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestListenSessionMode: LISTEN/NOTIFY works in session mode.
+func TestListenSessionMode(t *testing.T) {
+	p := startProxy(t, proxy.SessionMode)
+	ctx := ctxT(t)
+	l, n := p.connect(t), p.connect(t)
+	if _, err := l.Exec(ctx, "listen events"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Exec(ctx, "notify events, 'hello'"); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	note, err := l.WaitForNotification(wctx)
+	if err != nil || note.Payload != "hello" {
+		t.Fatalf("notification: %+v %v", note, err)
+	}
+}
+
+// TestSessionModeReset: a session-mode server is reset before the next
+// client gets it.
+func TestSessionModeReset(t *testing.T) {
+	p := startProxy(t, proxy.SessionMode, poolSize(1))
+	ctx := ctxT(t)
+	a := p.connect(t)
+	var pidA, pidB uint32
+	if err := a.QueryRow(ctx, "select pg_backend_pid()").Scan(&pidA); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Exec(ctx, "set application_name = 'left-over'; prepare leftover as select 1"); err != nil {
+		t.Fatal(err)
+	}
+	a.Close(ctx)
+	b := p.connect(t)
+	var app string
+	if err := b.QueryRow(ctx, "select pg_backend_pid(), current_setting('application_name')").Scan(&pidB, &app); err != nil {
+		t.Fatal(err)
+	}
+	if pidA != pidB {
+		t.Fatalf("second client got another server (%d, %d): the test proves nothing", pidA, pidB)
+	}
+	if app == "left-over" {
+		t.Fatal("setting leaked to the next client")
+	}
+	if _, err := b.Exec(ctx, "execute leftover"); sqlState(err) != "26000" {
+		t.Fatalf("prepared statement leaked to the next client: %v", err)
+	}
+}
