@@ -6,6 +6,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/shardgate/shardgate/proxy/auth"
 )
 
 // Error is a failure the proxy reports to a client itself, with the
@@ -64,6 +66,13 @@ func errorResponse(err error, fatal bool) *pgproto3.ErrorResponse {
 		if pe.Fatal {
 			msg.Severity, msg.SeverityUnlocalized = "FATAL", "FATAL"
 		}
+		return msg
+	}
+	var ae *auth.Error
+	if errors.As(err, &ae) {
+		// Only the message: the cause may say more about the user than a
+		// client that failed to log in should learn.
+		msg.Code, msg.Message = ae.Code, ae.Message
 		return msg
 	}
 	var ss sqlStater

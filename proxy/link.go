@@ -38,6 +38,9 @@ type link struct {
 	pumping          bool
 	stopping         bool
 	pumpDone         chan struct{}
+	// gotError: the server sent an error for the pending requests; if it
+	// then goes away, the client has already been told.
+	gotError bool
 }
 
 // acquire returns the session's link, attaching a server connection if it
@@ -166,6 +169,9 @@ func (s *session) pump(l *link, done chan struct{}) {
 		}
 		// Take the client writer before letting go of mu, so replies reach
 		// the client in the order they were decided.
+		if typ == 'E' && forward && s.mode != SessionMode && l.txStatus == 'I' {
+			body = downgradeFatal(body)
+		}
 		if forward || len(synth) > 0 {
 			s.outMu.Lock()
 		}
@@ -228,13 +234,14 @@ func (s *session) onServerMessage(l *link, typ byte, body []byte) (forward bool,
 		if len(body) > 0 {
 			l.txStatus = body[0]
 		}
-		l.skipping = false
+		l.skipping, l.gotError = false, false
 		s.popLocked(l)
 		if l.txStatus == 'I' {
 			s.settings.endTransaction(l.st.settings)
 		}
 	case 'E':
 		s.settings.failed = true
+		l.gotError = true
 		if hidden {
 			// A failed settings replay or re-prepare: the client must see
 			// it, or its next step fails mysteriously.
@@ -344,7 +351,7 @@ func (s *session) pumpFailed(l *link, err error) {
 	if s.link == l {
 		s.link = nil
 	}
-	stopping := l.stopping
+	stopping, told := l.stopping, l.gotError
 	s.mu.Unlock()
 	l.be.Pool().Discard(l.be)
 	if stopping {
@@ -356,8 +363,10 @@ func (s *session) pumpFailed(l *link, err error) {
 	}
 	fatal := inTx || s.mode == SessionMode
 	s.outMu.Lock()
-	wire.WriteMessage(s.out, errorResponse(&Error{Code: "08006", Message: "shardgate: lost the server connection while it was serving this client (" + l.be.Addr() + ")",
-		Hint: "the statement may or may not have run; an open transaction was rolled back", Fatal: fatal}, fatal))
+	if !told || fatal {
+		wire.WriteMessage(s.out, errorResponse(&Error{Code: "08006", Message: "shardgate: lost the server connection while it was serving this client (" + l.be.Addr() + ")",
+			Hint: "the statement may or may not have run; an open transaction was rolled back", Fatal: fatal}, fatal))
+	}
 	if needRFQ && !fatal {
 		wire.WriteFrame(s.out, 'Z', []byte{'I'})
 	}
@@ -399,4 +408,20 @@ func commandComplete(tag string) []byte {
 	binary.BigEndian.PutUint32(b[1:], uint32(4+len(tag)+1))
 	b = append(b, tag...)
 	return append(b, 0)
+}
+
+// downgradeFatal turns a server's FATAL error into an ERROR. In pooled
+// modes the server session ending does not end the client's session with
+// the proxy, and a client reading FATAL would close its connection.
+func downgradeFatal(body []byte) []byte {
+	var e pgproto3.ErrorResponse
+	if e.Decode(body) != nil || (e.Severity != "FATAL" && e.Severity != "PANIC") {
+		return body
+	}
+	e.Severity, e.SeverityUnlocalized = "ERROR", "ERROR"
+	b, err := e.Encode(nil)
+	if err != nil {
+		return body
+	}
+	return b[5:]
 }

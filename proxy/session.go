@@ -168,12 +168,22 @@ func (s *session) start(st *startup) error {
 	}
 	wire.WriteMessage(s.out, &pgproto3.BackendKeyData{ProcessID: s.id, SecretKey: s.secret})
 	s.out.Write(rfq('I'))
-	if s.mode == SessionMode {
-		s.link = &link{be: be, st: sst, w: be.Writer(), txStatus: 'I'}
-	} else {
+	if err := s.out.Flush(); err != nil {
 		s.pool.Put(be)
+		return err
 	}
-	return s.out.Flush()
+	if s.mode != SessionMode {
+		s.pool.Put(be)
+		return nil
+	}
+	// The pump runs from the start, so that whatever the server says while
+	// the client is idle (notifications, a FATAL before it goes away)
+	// reaches the client at once.
+	s.mu.Lock()
+	s.link = &link{be: be, st: sst, w: be.Writer(), txStatus: 'I'}
+	s.startPump(s.link)
+	s.mu.Unlock()
+	return nil
 }
 
 // serve reads client messages until the client leaves or breaks the

@@ -95,7 +95,7 @@ func (r Result) Clean() bool {
 // parses, with Aborted set.
 func ParseOutput(stdout, stderr string) (Result, error) {
 	var r Result
-	var haveTPS bool
+	var haveTPS, sawTxns bool
 	for _, line := range strings.Split(stdout, "\n") {
 		line = strings.TrimSpace(line)
 		switch {
@@ -105,15 +105,15 @@ func ParseOutput(stdout, stderr string) (Result, error) {
 			v, _, _ = strings.Cut(v, "/")
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
-				return r, fmt.Errorf("bench: bad transaction count in %q", line)
+				return r, fmt.Errorf("bad transaction count in %q", line)
 			}
-			r.Txns = n
+			r.Txns, sawTxns = n, true
 		case strings.HasPrefix(line, "number of failed transactions:"):
 			f := strings.Fields(strings.TrimPrefix(line, "number of failed transactions:"))
 			if len(f) > 0 {
 				n, err := strconv.ParseInt(f[0], 10, 64)
 				if err != nil {
-					return r, fmt.Errorf("bench: bad failed count in %q", line)
+					return r, fmt.Errorf("bad failed count in %q", line)
 				}
 				r.Failed = n
 			}
@@ -122,7 +122,7 @@ func ParseOutput(stdout, stderr string) (Result, error) {
 			if len(f) > 0 {
 				v, err := strconv.ParseFloat(f[0], 64)
 				if err != nil {
-					return r, fmt.Errorf("bench: bad latency in %q", line)
+					return r, fmt.Errorf("bad latency in %q", line)
 				}
 				r.LatencyMs = v
 			}
@@ -133,7 +133,7 @@ func ParseOutput(stdout, stderr string) (Result, error) {
 			}
 			v, err := strconv.ParseFloat(f[0], 64)
 			if err != nil {
-				return r, fmt.Errorf("bench: bad tps in %q", line)
+				return r, fmt.Errorf("bad tps in %q", line)
 			}
 			// pgbench before 14 prints two tps lines; the one excluding
 			// connection setup is the one comparable with 14+'s single line.
@@ -160,8 +160,13 @@ func ParseOutput(stdout, stderr string) (Result, error) {
 			}
 		}
 	}
-	if !haveTPS {
-		return r, fmt.Errorf("bench: pgbench printed no tps line")
+	switch {
+	case !haveTPS && sawTxns && r.Txns == 0:
+		// pgbench 15 prints no latency or tps when nothing completed, e.g.
+		// when every client waited on a lock for the whole run.
+		return r, fmt.Errorf("no transaction completed during the run")
+	case !haveTPS:
+		return r, fmt.Errorf("pgbench printed no tps line")
 	}
 	return r, nil
 }

@@ -62,6 +62,15 @@ func (p *proc) exited() bool {
 	}
 }
 
+// exitStatus describes how an exited child ended: "exit status 2",
+// "signal: killed"...
+func (p *proc) exitStatus() string {
+	if p.waitErr == nil {
+		return "exit status 0"
+	}
+	return p.waitErr.Error()
+}
+
 // stop asks the child to terminate with SIGTERM and kills it after timeout.
 // Both proxies treat SIGTERM as "shut down now".
 func (p *proc) stop(timeout time.Duration) {
@@ -99,7 +108,7 @@ func (p *proc) waitLogin(ctx context.Context, dsn string, timeout time.Duration)
 	var last error
 	for {
 		if p.exited() {
-			return fmt.Errorf("bench: %s exited during startup (%v); its log ends with:\n%s", p.name, p.waitErr, p.logTail(20))
+			return fmt.Errorf("bench: %s exited during startup (%s); its log ends with:\n%s", p.name, p.exitStatus(), p.logTail(20))
 		}
 		last = tryLogin(ctx, dsn)
 		if last == nil {

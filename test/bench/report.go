@@ -35,12 +35,15 @@ type Outcome struct {
 	// CPUMicros is the proxy's CPU time per transaction in microseconds;
 	// negative when unknown or when the target is not a proxy.
 	CPUMicros float64
+	// Warn reports trouble seen around an otherwise complete run, such as
+	// server sessions a proxy left inside a transaction.
+	Warn string
 }
 
 func (o *Outcome) failed() bool { return o.Err != "" }
 
 // clean is a run whose figures can be compared without a caveat.
-func (o *Outcome) clean() bool { return o != nil && !o.failed() && o.Result.Clean() }
+func (o *Outcome) clean() bool { return o != nil && !o.failed() && o.Warn == "" && o.Result.Clean() }
 
 // Report collects the matrix of runs and renders it.
 type Report struct {
@@ -122,10 +125,10 @@ func (r *Report) tables() []table {
 						note++
 						row = append(row, fmt.Sprintf("FAILED[%d]", note), "-")
 						t.notes = append(t.notes, fmt.Sprintf("[%d] %s %s c=%d %s: failed: %s", note, w.Name, p, c, tg, o.Err))
-					case !o.Result.Clean():
+					case !o.Result.Clean() || o.Warn != "":
 						note++
 						row = append(row, fmt.Sprintf("%.0f ERR[%d]", o.Result.TPS, note), fmtMs(o.Result.LatencyMs))
-						t.notes = append(t.notes, fmt.Sprintf("[%d] %s %s c=%d %s: %s", note, w.Name, p, c, tg, describeErrors(o.Result)))
+						t.notes = append(t.notes, fmt.Sprintf("[%d] %s %s c=%d %s: %s", note, w.Name, p, c, tg, describeProblems(o)))
 					default:
 						row = append(row, fmt.Sprintf("%.0f", o.Result.TPS), fmtMs(o.Result.LatencyMs))
 					}
@@ -168,6 +171,18 @@ func cpu(o *Outcome) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.1f", o.CPUMicros)
+}
+
+// describeProblems explains why a complete run is not clean.
+func describeProblems(o *Outcome) string {
+	var parts []string
+	if !o.Result.Clean() {
+		parts = append(parts, describeErrors(o.Result))
+	}
+	if o.Warn != "" {
+		parts = append(parts, o.Warn)
+	}
+	return strings.Join(parts, "; ")
 }
 
 func describeErrors(r Result) string {

@@ -60,13 +60,16 @@ type bench struct {
 	procs   map[string]*proc
 	cl      *cluster.Cluster
 	rep     *Report
+	// start (re)starts a proxy target, should it die during the matrix.
+	start map[string]func(context.Context) (*proc, int, error)
 }
 
 // Run sets everything up, runs the matrix and tears everything down again,
 // also when ctx is cancelled (Ctrl-C). It returns the report so far even
 // with an error, so that an interrupted run still shows what it measured.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
-	b := &bench{cfg: cfg, log: cfg.Log, ports: map[string]int{}, procs: map[string]*proc{}}
+	b := &bench{cfg: cfg, log: cfg.Log, ports: map[string]int{}, procs: map[string]*proc{},
+		start: map[string]func(context.Context) (*proc, int, error){}}
 	if b.log == nil {
 		b.log = io.Discard
 	}
@@ -186,7 +189,10 @@ func (b *bench) setup(ctx context.Context, work string) error {
 		b.rep.Targets = append(b.rep.Targets, TargetDirect)
 	}
 	if want[TargetShardgate] {
-		p, port, err := startShardgate(ctx, proxyBin, work, cfg.PoolSize, addrs)
+		b.start[TargetShardgate] = func(ctx context.Context) (*proc, int, error) {
+			return startShardgate(ctx, proxyBin, work, cfg.PoolSize, addrs)
+		}
+		p, port, err := b.start[TargetShardgate](ctx)
 		if err != nil {
 			return err
 		}
@@ -199,7 +205,10 @@ func (b *bench) setup(ctx context.Context, work string) error {
 		if pgbPrepared {
 			maxPrep = 200
 		}
-		p, port, err := startPgBouncer(ctx, pgbBin, work, cfg.PoolSize, maxPrep, "127.0.0.1", primary.Port)
+		b.start[TargetPgBouncer] = func(ctx context.Context) (*proc, int, error) {
+			return startPgBouncer(ctx, pgbBin, work, cfg.PoolSize, maxPrep, "127.0.0.1", primary.Port)
+		}
+		p, port, err := b.start[TargetPgBouncer](ctx)
 		if err != nil {
 			// A broken pgbouncer setup should not cost the shardgate figures.
 			b.note(fmt.Sprintf("pgbouncer %s did not start, so its columns are left out: %v", pgbVersion, err))
@@ -303,8 +312,8 @@ func summary(o *Outcome) string {
 	if o.CPUMicros >= 0 {
 		s += fmt.Sprintf(", proxy %.1f us/txn", o.CPUMicros)
 	}
-	if !o.Result.Clean() {
-		s += " [" + describeErrors(o.Result) + "]"
+	if !o.Result.Clean() || o.Warn != "" {
+		s += " [" + describeProblems(o) + "]"
 	}
 	return s
 }
@@ -322,11 +331,22 @@ func (b *bench) one(ctx context.Context, w Workload, protocol string, clients in
 			return nil, err
 		}
 	}
+	var restarted string
+	if pr := b.procs[target]; pr != nil && pr.exited() {
+		restarted = fmt.Sprintf("%s had exited (%s) before this run, log ending %q; restarted it",
+			target, pr.exitStatus(), pr.logTail(3))
+		fmt.Fprintf(b.log, "benchrun: %s\n", restarted)
+		p, port, err := b.start[target](ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return &Outcome{Err: fmt.Sprintf("%s had exited (%s) and did not restart: %v", target, pr.exitStatus(), err), CPUMicros: -1}, nil
+		}
+		b.procs[target], b.ports[target] = p, port
+	}
 	spec := b.spec(w, protocol, clients, target)
 	pr := b.procs[target]
-	if pr != nil && pr.exited() {
-		return &Outcome{Err: fmt.Sprintf("%s is not running any more; its log ends with: %s", target, pr.logTail(5)), CPUMicros: -1}, nil
-	}
 	var before uint64
 	var cpuErr error
 	if pr != nil {
@@ -358,10 +378,67 @@ func (b *bench) one(ctx context.Context, w Workload, protocol string, clients in
 		o.CPUMicros = MicrosPerTxn(after-before, b.hz, res.Txns)
 	}
 	if pr != nil && pr.exited() && o.Err == "" {
-		o.Err = fmt.Sprintf("%s exited during the run; its log ends with: %s", target, pr.logTail(5))
+		o.Err = fmt.Sprintf("%s exited during the run (%s); its log ends with: %q", target, pr.exitStatus(), pr.logTail(5))
+	}
+	if restarted != "" {
+		o.Warn = restarted
+	}
+	if msg, err := b.lingering(ctx); err != nil {
+		return nil, err
+	} else if msg != "" {
+		o.Warn = strings.TrimPrefix(o.Warn+"; "+msg, "; ")
 	}
 	b.saveRaw(spec, target, stdout, stderr, runErr)
 	return o, nil
+}
+
+// lingerWait is how long a proxy gets, after pgbench has disconnected, to
+// roll back the transactions its clients were in.
+const lingerWait = 2 * time.Second
+
+// lingering looks for server sessions left idle inside a transaction once
+// pgbench is gone. pgbench -T ends with clients mid-transaction; a pooler
+// that hands such a connection back without a rollback keeps its row locks,
+// which would stall the next runs (of every target) and be blamed on them.
+// Sessions still there after lingerWait are reported and terminated, so
+// the report names the culprit run and later runs start clean.
+func (b *bench) lingering(ctx context.Context) (string, error) {
+	const q = `SELECT count(*) || ' ' || coalesce(string_agg(pid::text, ','), '') FROM pg_stat_activity
+WHERE datname = $1 AND state LIKE 'idle in transaction%' AND backend_type = 'client backend'`
+	deadline := time.Now().Add(lingerWait)
+	var found []string
+	for {
+		found = found[:0]
+		for _, h := range b.cl.Primaries() {
+			v, err := h.QueryString(ctx, q, benchDB)
+			if err != nil {
+				if ctx.Err() != nil {
+					return "", ctx.Err()
+				}
+				return "", fmt.Errorf("bench: look for idle transactions on %s: %w", h.Addr(), err)
+			}
+			if n, pids, _ := strings.Cut(v, " "); n != "0" {
+				found = append(found, fmt.Sprintf("%s on %s (pids %s)", n, h.Addr(), pids))
+			}
+		}
+		if len(found) == 0 || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if len(found) == 0 {
+		return "", nil
+	}
+	for _, h := range b.cl.Primaries() {
+		_ = h.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+WHERE datname = $1 AND state LIKE 'idle in transaction%' AND backend_type = 'client backend'`, benchDB)
+	}
+	return fmt.Sprintf("server sessions left idle in transaction %v after pgbench disconnected: %s; terminated so that later runs are not blocked",
+		lingerWait, strings.Join(found, ", ")), nil
 }
 
 // pgbenchRun runs pgbench with a safety timeout, in case a broken target

@@ -60,8 +60,11 @@ func EnsurePgBouncer(ctx context.Context, log io.Writer) (path, note string) {
 		return "", hint
 	}
 	fmt.Fprintln(log, "benchrun: pgbouncer missing; installing it with apt-get")
+	// Another apt-get may hold dpkg's lock (unattended upgrades, a
+	// colleague's install): wait for it rather than give up at once.
+	lock := []string{"-o", "DPkg::Lock::Timeout=300"}
 	for _, args := range [][]string{{"update", "-qq"}, {"install", "-y", "-qq", "pgbouncer"}} {
-		cmd := exec.CommandContext(ctx, apt, args...)
+		cmd := exec.CommandContext(ctx, apt, append(lock, args...)...)
 		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 		cmd.Stdout, cmd.Stderr = log, log
 		if err := cmd.Run(); err != nil {

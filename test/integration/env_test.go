@@ -78,7 +78,7 @@ func startProxy(t testing.TB, mode proxy.PoolMode, adjust ...func(*proxyConfig))
 		opts: proxy.Options{
 			Mode: mode,
 			Users: map[string]*proxy.User{
-				"app": {Credential: auth.Credential{User: "app", Method: auth.MethodSCRAM, Password: "app"}, ServerUser: "app", ServerPassword: "app"},
+				"app":      {Credential: auth.Credential{User: "app", Method: auth.MethodSCRAM, Password: "app"}, ServerUser: "app", ServerPassword: "app"},
 				"postgres": {Credential: auth.Credential{User: "postgres", Method: auth.MethodTrust}, ServerUser: "postgres"},
 			},
 			Shards: []proxy.Shard{{Name: "s0", Primary: primary().Addr()}},

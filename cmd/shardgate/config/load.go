@@ -369,6 +369,8 @@ func decodeErrors(err error) Errors {
 		return Errors{err}
 	}
 	key, inner := de.Name(), de.Unwrap()
+	// Newer mapstructure names the root by its Go type; keys are ours.
+	key = strings.TrimPrefix(strings.TrimPrefix(key, "config.Config"), ".")
 	// ErrorUnused reports the unknown keys of one mapping together, as
 	// text; this prefix is the only way to tell them apart.
 	if rest, ok := strings.CutPrefix(inner.Error(), "has invalid keys: "); ok {
