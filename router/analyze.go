@@ -66,9 +66,17 @@ func (a *Analysis) HasCommand(cmd Command) bool {
 // described as CmdOther: the server will report the syntax error itself.
 func Analyze(sql string) Analysis {
 	spans := split(sql)
-	a := Analysis{Statements: make([]Statement, len(spans))}
-	for i, sp := range spans {
-		a.Statements[i] = analyzeSpan(sp)
+	a := Analysis{Statements: make([]Statement, 0, len(spans))}
+	for _, sp := range spans {
+		// The server answers empty statements of a longer string with
+		// nothing, so they must not count: statement i is the one the i-th
+		// CommandComplete reports.
+		if st := analyzeSpan(sp); st.Command != CmdEmpty {
+			a.Statements = append(a.Statements, st)
+		}
+	}
+	if len(a.Statements) == 0 {
+		a.Statements = append(a.Statements, Statement{Command: CmdEmpty})
 	}
 	return a
 }

@@ -79,6 +79,8 @@ type Result struct {
 	// Aborted is set when a client aborted, which makes the figures
 	// incomplete: pgbench then says "Run was aborted".
 	Aborted bool
+	// AbortedClients counts "client N ... aborted" lines.
+	AbortedClients int
 	// Errors counts error lines on stderr.
 	Errors int
 	// FirstError is the first error line on stderr, or "".
@@ -150,7 +152,11 @@ func ParseOutput(stdout, stderr string) (Result, error) {
 		if line == "" {
 			continue
 		}
-		if strings.Contains(line, "Run was aborted") || strings.Contains(line, " aborted in command ") {
+		if strings.Contains(line, " aborted in command ") {
+			r.AbortedClients++
+			r.Aborted = true
+		}
+		if strings.Contains(line, "Run was aborted") {
 			r.Aborted = true
 		}
 		if isErrorLine(line) {

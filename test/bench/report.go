@@ -194,7 +194,7 @@ func describeErrors(r Result) string {
 		parts = append(parts, fmt.Sprintf("%d failed transactions", r.Failed))
 	}
 	if r.Errors > 0 {
-		parts = append(parts, fmt.Sprintf("%d error lines, first: %s", r.Errors, r.FirstError))
+		parts = append(parts, fmt.Sprintf("%d error line(s), first: %s", r.Errors, r.FirstError))
 	}
 	if len(parts) == 0 {
 		parts = append(parts, "no transactions")

@@ -139,8 +139,8 @@ func (b *bench) setup(ctx context.Context, work string) error {
 			pgbVersion, pgbPrepared = s, SupportsPreparedStatements(v)
 			if pgbBin != "" && !pgbPrepared {
 				b.note(fmt.Sprintf("pgbouncer %s predates max_prepared_statements (1.21), so in transaction mode "+
-					"`-M prepared` runs through it are expected to fail: statements prepared on one server connection "+
-					"are missing on the next", pgbVersion))
+					"`-M prepared` runs through it are expected to fail: a client's named statements collide with "+
+					"other clients' on the server connections it shares, or are missing from the next one it gets", pgbVersion))
 			}
 		}
 	}
@@ -373,6 +373,9 @@ func (b *bench) one(ctx context.Context, w Workload, protocol string, clients in
 		o.Err = perr.Error()
 	case res.Aborted:
 		o.Err = res.FirstError
+	}
+	if o.Err != "" && res.AbortedClients > 0 {
+		o.Err += fmt.Sprintf(" (%d of %d clients aborted)", res.AbortedClients, clients)
 	}
 	if pr != nil && cpuErr == nil && after >= before {
 		o.CPUMicros = MicrosPerTxn(after-before, b.hz, res.Txns)
