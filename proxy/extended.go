@@ -21,11 +21,13 @@ func (s *session) query(body []byte) error {
 	}
 	sql := string(bytes.TrimSuffix(body, []byte{0}))
 	a := router.Analyze(sql)
-	if err := s.refused(&a); err != nil {
+	if err := s.admit(&a); err != nil {
 		return s.reject('Q', err)
 	}
 	if s.mode != SessionMode && len(a.Statements) == 1 && a.Statements[0].Command == router.CmdDeallocate {
-		return s.deallocate(sql)
+		if done, err := s.deallocate(sql); done {
+			return err
+		}
 	}
 	l, err := s.acquire(pending{kind: 'Q', analysis: &a})
 	if err != nil {
@@ -44,23 +46,32 @@ func (s *session) query(body []byte) error {
 	return nil
 }
 
-// refused says why the pool mode cannot run a statement, if it cannot.
-func (s *session) refused(a *router.Analysis) error {
+// admit checks a statement against the pool mode. In transaction mode a
+// statement that leaves state in the server session pins the client to
+// its server for the rest of its session, so the state stays usable;
+// statement mode refuses those, and multi-statement transactions.
+func (s *session) admit(a *router.Analysis) error {
 	if s.mode == SessionMode {
 		return nil
 	}
 	for _, st := range a.Statements {
-		switch st.Command {
-		case router.CmdListen, router.CmdPrepare, router.CmdExecute, router.CmdDeclareHold:
-			return &Error{Code: "0A000",
-				Message: fmt.Sprintf("%s is not supported in %s pool mode: it needs a server session of its own", st.Command, s.mode),
-				Hint:    "use a session-mode pool (pool.mode: session) for this client; protocol-level prepared statements work in every mode"}
-		case router.CmdBegin:
+		switch {
+		case st.Command.SessionScoped():
 			if s.mode == StatementMode {
-				return &Error{Code: "25001",
-					Message: "transactions of more than one statement are not allowed in statement pool mode",
-					Hint:    "use pool.mode: transaction for clients that need transactions"}
+				return &Error{Code: "0A000",
+					Message: fmt.Sprintf("%s is not supported in statement pool mode: it needs a server session of its own", st.Command),
+					Hint:    "use pool.mode: transaction or session for this client"}
 			}
+			s.mu.Lock()
+			if !s.pinned {
+				s.pinned = true
+				s.log.Info("client pinned to its server connection for the rest of its session", "because", st.Command.String())
+			}
+			s.mu.Unlock()
+		case st.Command == router.CmdBegin && s.mode == StatementMode:
+			return &Error{Code: "25001",
+				Message: "transactions of more than one statement are not allowed in statement pool mode",
+				Hint:    "use pool.mode: transaction for clients that need transactions"}
 		}
 	}
 	return nil
@@ -68,30 +79,55 @@ func (s *session) refused(a *router.Analysis) error {
 
 // deallocate emulates SQL DEALLOCATE for the proxy's own statements: in
 // pooled modes they do not exist on the server under the client's names.
-func (s *session) deallocate(sql string) error {
+// A name the proxy does not know goes to the server when the client is
+// pinned (it may be a statement of SQL PREPARE there); done reports whether
+// the statement was answered here.
+func (s *session) deallocate(sql string) (done bool, err error) {
 	f := strings.Fields(strings.TrimRight(strings.TrimSpace(sql), ";"))
 	if len(f) > 1 && strings.EqualFold(f[1], "prepare") {
 		f = append(f[:1], f[2:]...)
 	}
 	if len(f) != 2 {
-		return s.reject('Q', &Error{Code: "42601", Message: "syntax error in DEALLOCATE"})
+		return false, nil // let the server report the syntax error
 	}
-	tag := "DEALLOCATE"
 	s.mu.Lock()
+	pinned := s.pinned
 	if strings.EqualFold(f[1], "all") {
 		clear(s.stmts)
 		s.unnamed = nil
-		tag = "DEALLOCATE ALL"
-	} else {
-		name := unquoteIdent(f[1])
-		if _, ok := s.stmts[name]; !ok {
+		if pinned {
+			// The server drops its statements too, the proxy's among them.
+			if s.link != nil {
+				s.link.st.prepared.clear()
+				s.link.st.unnamed = nil
+			}
 			s.mu.Unlock()
-			return s.reject('Q', &Error{Code: "26000", Message: fmt.Sprintf("prepared statement %q does not exist", name)})
+			return false, nil
 		}
+		s.mu.Unlock()
+		return true, s.reply(append(commandComplete("DEALLOCATE ALL"), rfq('I')...))
+	}
+	name := unquoteIdent(f[1])
+	if _, ok := s.stmts[name]; ok {
 		delete(s.stmts, name)
+		s.mu.Unlock()
+		return true, s.reply(append(commandComplete("DEALLOCATE"), rfq(s.txStatus())...))
 	}
 	s.mu.Unlock()
-	return s.reply(append(commandComplete(tag), rfq('I')...))
+	if pinned {
+		return false, nil
+	}
+	return true, s.reject('Q', &Error{Code: "26000", Message: fmt.Sprintf("prepared statement %q does not exist", name)})
+}
+
+// txStatus is the status to report in a ReadyForQuery the proxy makes.
+func (s *session) txStatus() byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.link != nil {
+		return s.link.txStatus
+	}
+	return 'I'
 }
 
 func unquoteIdent(s string) string {
@@ -115,7 +151,7 @@ func (s *session) parse(body []byte) error {
 		return protocolViolation("Parse", err)
 	}
 	cs := newStmt(msg.Query, msg.ParameterOIDs)
-	if err := s.refused(&cs.analysis); err != nil {
+	if err := s.admit(&cs.analysis); err != nil {
 		return s.reject('P', err)
 	}
 	if msg.Name == "" {

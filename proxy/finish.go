@@ -27,6 +27,7 @@ func (s *session) finish() {
 	s.mu.Lock()
 	s.link = nil
 	busy := !l.q.empty()
+	session := s.mode == SessionMode || s.pinned
 	s.mu.Unlock()
 	p := l.be.Pool()
 	if busy {
@@ -41,7 +42,7 @@ func (s *session) finish() {
 	if l.txStatus != 'I' {
 		sql = "ROLLBACK;"
 	}
-	if s.mode == SessionMode {
+	if session {
 		sql += "DISCARD ALL"
 	}
 	if l.unsynced {
@@ -53,7 +54,7 @@ func (s *session) finish() {
 			p.Discard(l.be)
 			return
 		}
-		if s.mode == SessionMode {
+		if session {
 			clear(l.st.settings)
 			l.st.prepared.clear()
 			l.st.unnamed = nil

@@ -123,7 +123,7 @@ func (l *link) idleLocked() bool {
 // released connection must carry nothing of this client to the next. In
 // session mode a link is only released when the client leaves.
 func (s *session) releasableLocked(l *link) bool {
-	if s.mode == SessionMode || s.link != l || !l.idleLocked() || l.writers > 0 || l.cancels > 0 || l.pumping {
+	if s.mode == SessionMode || s.pinned || s.link != l || !l.idleLocked() || l.writers > 0 || l.cancels > 0 || l.pumping {
 		return false
 	}
 	s.link = nil
@@ -161,7 +161,7 @@ func (s *session) pump(l *link, done chan struct{}) {
 		s.mu.Lock()
 		forward, synth := s.onServerMessage(l, typ, body)
 		exit, release := false, false
-		if s.mode != SessionMode && l.idleLocked() {
+		if s.mode != SessionMode && !s.pinned && l.idleLocked() {
 			// Nothing more will come. Release now, or leave it to the
 			// write or cancel still in flight (done, cancelQuery).
 			l.pumping, exit = false, true

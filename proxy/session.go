@@ -52,6 +52,9 @@ type session struct {
 	// skipUntilSync: the proxy refused a request of an extended-protocol
 	// batch and, as a server would, ignores the rest up to Sync.
 	skipUntilSync bool
+	// pinned: the client made state that lives in its server session
+	// (transaction mode), so it keeps that server until it leaves.
+	pinned bool
 }
 
 func (s *Server) serveConn(c net.Conn) {

@@ -23,7 +23,19 @@ const (
 	CmdExecute             // SQL-level EXECUTE
 	CmdDeallocate          // SQL-level DEALLOCATE
 	CmdDeclareHold         // DECLARE ... CURSOR WITH HOLD
+	CmdCreateTemp          // CREATE TEMP TABLE/VIEW/SEQUENCE ...
 )
+
+// SessionScoped reports whether a command leaves state in the server
+// session that outlives the transaction: a pooled client running it needs
+// the same server afterwards.
+func (c Command) SessionScoped() bool {
+	switch c {
+	case CmdListen, CmdPrepare, CmdDeclareHold, CmdCreateTemp:
+		return true
+	}
+	return false
+}
 
 // SetEffect is a change a SET or RESET makes to the session's settings.
 type SetEffect struct {
@@ -111,6 +123,11 @@ func analyzeSpan(sp span) Statement {
 		return Statement{}
 	case "set", "reset":
 		return analyzeSet(sp.text)
+	case "create":
+		if createsTemp(sp.text) {
+			return Statement{Command: CmdCreateTemp}
+		}
+		return Statement{}
 	}
 	return Statement{}
 }
@@ -121,6 +138,22 @@ func secondKeyword(text string) string {
 		return ""
 	}
 	return strings.ToLower(strings.TrimRight(f[1], ";"))
+}
+
+// createsTemp spots CREATE [OR REPLACE] [GLOBAL|LOCAL] TEMP[ORARY] ...
+// (and UNLOGGED is not temporary).
+func createsTemp(text string) bool {
+	f := strings.Fields(strings.ToLower(text))
+	for i := 1; i < len(f) && i < 6; i++ {
+		switch f[i] {
+		case "temp", "temporary":
+			return true
+		case "or", "replace", "global", "local":
+			continue
+		}
+		return false
+	}
+	return false
 }
 
 func hasHold(text string) bool {
@@ -235,6 +268,8 @@ func (c Command) String() string {
 		return "DEALLOCATE"
 	case CmdDeclareHold:
 		return "DECLARE ... WITH HOLD"
+	case CmdCreateTemp:
+		return "CREATE TEMP"
 	case CmdEmpty:
 		return "empty statement"
 	}

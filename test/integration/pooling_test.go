@@ -229,24 +229,78 @@ func TestCheckoutTimeout(t *testing.T) {
 	}
 }
 
-// TestModeLimits: what each pooled mode refuses, with errors naming the mode.
-func TestModeLimits(t *testing.T) {
+// TestStatementModeLimits: statement mode refuses transactions and
+// session state, with errors naming the mode.
+func TestStatementModeLimits(t *testing.T) {
 	ctx := ctxT(t)
 	st := startProxy(t, proxy.StatementMode).connect(t)
 	if _, err := st.Exec(ctx, "begin"); sqlState(err) != "25001" {
 		t.Fatalf("statement mode BEGIN: %v", err)
 	}
+	for _, q := range []string{"listen chan", "prepare p as select 1", "create temp table tt (a int)"} {
+		if _, err := st.Exec(ctx, q); sqlState(err) != "0A000" {
+			t.Fatalf("statement mode %q: %v", q, err)
+		}
+	}
 	if _, err := st.Exec(ctx, "select 1"); err != nil {
 		t.Fatal(err)
 	}
-	tr := startProxy(t, proxy.TransactionMode).connect(t)
-	for _, q := range []string{"listen chan", "prepare p as select 1", "execute p"} {
-		if _, err := tr.Exec(ctx, q); sqlState(err) != "0A000" {
-			t.Fatalf("transaction mode %q: %v", q, err)
+}
+
+// TestPinning: in transaction mode, a client that creates session state
+// keeps its server, so the state stays usable; other clients are served by
+// the rest of the pool, and the next owner of the server finds it clean.
+func TestPinning(t *testing.T) {
+	p := startProxy(t, proxy.TransactionMode, poolSize(2))
+	ctx := ctxT(t)
+	a, b := p.connect(t), p.connect(t)
+	if _, err := a.Exec(ctx, "create temp table scratch (v int); prepare two as select 2; listen pinned"); err != nil {
+		t.Fatal(err)
+	}
+	var pinnedPID uint32
+	if err := a.QueryRow(ctx, "select pg_backend_pid()").Scan(&pinnedPID); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		// b's transactions can only use the other server.
+		var pid uint32
+		if err := b.QueryRow(ctx, "select pg_backend_pid()").Scan(&pid); err != nil || pid == pinnedPID {
+			t.Fatalf("b got the pinned server (%d) or failed: %v", pid, err)
+		}
+		var n, two int
+		if err := a.QueryRow(ctx, "insert into scratch values ($1) returning (select count(*) from scratch)", i).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.QueryRow(ctx, "execute two").Scan(&two); err != nil || two != 2 {
+			t.Fatal(two, err)
 		}
 	}
-	if _, err := tr.Exec(ctx, "select 1"); err != nil {
+	if _, err := b.Exec(ctx, "notify pinned, 'x'"); err != nil {
 		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if n, err := a.WaitForNotification(wctx); err != nil || n.Payload != "x" {
+		t.Fatalf("notification on a pinned client: %v %v", n, err)
+	}
+	a.Close(ctx)
+	// Both servers are free again; whoever gets the formerly pinned one
+	// must not see a's temp table or prepared statement.
+	sawPinned := false
+	for range 4 {
+		c := p.connect(t)
+		var pid uint32
+		var tables int
+		if err := c.QueryRow(ctx, "select pg_backend_pid(), count(*) from pg_tables where tablename = 'scratch'").Scan(&pid, &tables); err != nil {
+			t.Fatal(err)
+		}
+		if tables != 0 {
+			t.Fatalf("server %d kept a's temp table", pid)
+		}
+		sawPinned = sawPinned || pid == pinnedPID
+	}
+	if !sawPinned {
+		t.Fatal("no client got the formerly pinned server: the check proves nothing")
 	}
 }
 

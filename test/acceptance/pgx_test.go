@@ -1,0 +1,134 @@
+package acceptance
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shardgate/shardgate/pool"
+	"github.com/shardgate/shardgate/proxy"
+	"github.com/shardgate/shardgate/proxy/auth"
+	"github.com/shardgate/shardgate/test/cluster"
+)
+
+// Direct to PostgreSQL the suite gives 2290 passed, 0 failed, 21 skipped.
+const directPassed = 2290
+
+// pooledFailures are the pgx tests that fail through a transaction pooler
+// for reasons inherent to transaction pooling; the README explains each.
+// Any other failure fails this test.
+var pooledFailures = map[string]string{}
+
+var summaryRE = regexp.MustCompile(`pgx-suite: (\d+) passed, (\d+) failed, (\d+) skipped`)
+
+func suiteScript(t *testing.T) string {
+	for _, p := range []string{"../../../shared/acceptance/pgx-suite.sh", "../../shared/acceptance/pgx-suite.sh"} {
+		if abs, err := filepath.Abs(p); err == nil {
+			if _, err := os.Stat(abs); err == nil {
+				return abs
+			}
+		}
+	}
+	t.Skip("pgx-suite.sh not found next to the repository (../shared/acceptance)")
+	return ""
+}
+
+// TestPgxSuite runs pgx's test suite through the proxy in session mode
+// (must equal the direct result) and in transaction mode (every failure
+// must be a known pooling limit).
+func TestPgxSuite(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: runs pgx's whole test suite twice")
+	}
+	script := suiteScript(t)
+	c := cluster.ForTest(t, cluster.Options{
+		Shards:    1,
+		Databases: []cluster.Database{{Name: "pgx_test", Owner: "postgres"}},
+	})
+	setup := c.Shards[0].Primary.DSN("postgres", "", "pgx_test")
+	for _, mode := range []proxy.PoolMode{proxy.SessionMode, proxy.TransactionMode} {
+		t.Run(mode.String(), func(t *testing.T) {
+			addr := serve(t, c, mode)
+			host, port, _ := net.SplitHostPort(addr)
+			dsn := fmt.Sprintf("host=%s port=%s user=postgres password=postgres dbname=pgx_test sslmode=disable", host, port)
+			dir := t.TempDir()
+			cmd := exec.Command("bash", script, dsn)
+			cmd.Env = append(os.Environ(), "PGX_SUITE_SETUP_DSN="+setup, "PGX_SUITE_DIR="+dir)
+			if mode == proxy.TransactionMode {
+				cmd.Env = append(cmd.Env, "PGX_SUITE_PGBOUNCER=1")
+			}
+			out, _ := cmd.CombinedOutput()
+			m := summaryRE.FindSubmatch(out)
+			if m == nil {
+				t.Fatalf("no summary from the suite:\n%s", out)
+			}
+			passed, _ := strconv.Atoi(string(m[1]))
+			failed, _ := strconv.Atoi(string(m[2]))
+			t.Logf("pgx suite through shardgate, %s mode: %s", mode, m[0])
+			failures := failedTests(dir)
+			switch mode {
+			case proxy.SessionMode:
+				if failed != 0 || passed < directPassed {
+					t.Fatalf("session mode must match direct (%d passed, 0 failed): %s\nfailed: %v", directPassed, m[0], failures)
+				}
+			default:
+				for _, f := range failures {
+					if _, known := pooledFailures[f]; !known {
+						t.Errorf("unexpected failure in transaction mode: %s", f)
+					}
+				}
+			}
+		})
+	}
+}
+
+func failedTests(dir string) []string {
+	b, err := os.ReadFile(filepath.Join(dir, "last.log"))
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if name, ok := strings.CutPrefix(line, "--- FAIL: "); ok {
+			out = append(out, strings.Fields(name)[0])
+		}
+	}
+	return out
+}
+
+func serve(t *testing.T, c *cluster.Cluster, mode proxy.PoolMode) string {
+	t.Helper()
+	cred := auth.Credential{User: "postgres", Method: auth.MethodSCRAM, Password: "postgres"}
+	if err := cred.Prepare(); err != nil {
+		t.Fatal(err)
+	}
+	pools := &pool.Set{Options: func(pool.Key) pool.Options {
+		return pool.Options{Size: 40, CheckoutTimeout: 30 * time.Second, ConnectTimeout: 10 * time.Second}
+	}}
+	srv := proxy.NewServer(proxy.Options{
+		Mode:   mode,
+		Users:  map[string]*proxy.User{"postgres": {Credential: cred, ServerUser: "postgres"}},
+		Shards: []proxy.Shard{{Name: "s0", Primary: c.Shards[0].Primary.Addr()}},
+		Pools:  pools,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close(); pools.Close() })
+	_ = context.Background
+	return ln.Addr().String()
+}
