@@ -186,7 +186,7 @@ func (s *session) parse(body []byte) error {
 	}
 	s.mu.Lock()
 	s.stmts[msg.Name] = cs
-	if l.st.prepared.touch(cs.server) {
+	if s.preparedLocked(l, cs) {
 		s.mu.Unlock()
 		s.done(l)
 		return s.replyParse(msg.Name)
@@ -211,11 +211,21 @@ func (s *session) replyParse(client string) error {
 	return s.reply(parseComplete())
 }
 
-// prepareLocked sends a Parse of cs under its server name (closing the
-// least recently used statement if the server's cache is full) and queues
-// p for its response.
+// preparedLocked reports whether the server has a current copy of cs.
+func (s *session) preparedLocked(l *link, cs *stmt) bool {
+	epoch, ok := l.st.prepared.lookup(cs.server)
+	return ok && epoch == s.srv.known.epoch(cs.server)
+}
+
+// prepareLocked sends a Parse of cs under its server name and queues p for
+// its response. A stale copy on the server is closed first, and so is the
+// least recently used statement if the server's cache is full.
 func (s *session) prepareLocked(l *link, cs *stmt, p pending) {
-	if evicted := l.st.prepared.add(cs.server); evicted != "" {
+	if _, present := l.st.prepared.lookup(cs.server); present {
+		wire.WriteMessage(l.w, &pgproto3.Close{ObjectType: 'S', Name: cs.server})
+		l.q.push(pending{kind: 'C', hidden: true})
+	}
+	if evicted := l.st.prepared.add(cs.server, s.srv.known.epoch(cs.server)); evicted != "" {
 		wire.WriteMessage(l.w, &pgproto3.Close{ObjectType: 'S', Name: evicted})
 		l.q.push(pending{kind: 'C', hidden: true})
 	}
@@ -235,7 +245,7 @@ func (s *session) ensurePreparedLocked(l *link, name string, cs *stmt) {
 		}
 		return
 	}
-	if !l.st.prepared.touch(cs.server) {
+	if !s.preparedLocked(l, cs) {
 		s.prepareLocked(l, cs, pending{kind: 'P', hidden: true, serverStmt: cs.server})
 	}
 }
@@ -275,8 +285,10 @@ func (s *session) bind(body []byte) error {
 	if err == nil {
 		if len(s.portals) > 1000 {
 			clear(s.portals)
+			clear(s.portalStmts)
 		}
 		s.portals[string(portal)] = &cs.analysis
+		delete(s.portalStmts, string(portal))
 	}
 	s.mu.Unlock()
 	if err != nil {
@@ -288,7 +300,12 @@ func (s *session) bind(body []byte) error {
 	}
 	s.mu.Lock()
 	s.ensurePreparedLocked(l, string(name), cs)
-	l.q.push(pending{kind: 'B'})
+	bound := pending{kind: 'B'}
+	if len(name) > 0 {
+		bound.serverStmt = cs.server
+		s.portalStmts[string(portal)] = cs.server
+	}
+	l.q.push(bound)
 	l.unsynced = true
 	s.mu.Unlock()
 	if len(name) == 0 {
@@ -356,8 +373,9 @@ func (s *session) execute(body []byte) error {
 	}
 	s.mu.Lock()
 	a := s.portals[string(portal)]
+	server := s.portalStmts[string(portal)]
 	s.mu.Unlock()
-	return s.forward(pending{kind: 'E', analysis: a}, 'E', body)
+	return s.forward(pending{kind: 'E', analysis: a, serverStmt: server}, 'E', body)
 }
 
 // close handles Close. In pooled modes a statement is closed only for the

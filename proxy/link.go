@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"os"
@@ -247,6 +248,13 @@ func (s *session) onServerMessage(l *link, typ byte, body []byte) (forward bool,
 			// it, or its next step fails mysteriously.
 			forward = true
 		}
+		if (h.kind == 'B' || h.kind == 'E') && h.serverStmt != "" && stalePlan(body) {
+			// DDL changed what the statement returns: every server's copy
+			// is stale, so all are prepared again at their next use. The
+			// client still gets the error, as from a server, and its
+			// driver prepares again.
+			s.srv.known.invalidate(h.serverStmt)
+		}
 		if h.isExtended() {
 			if h.kind == 'P' {
 				s.forgetStmtLocked(l, h)
@@ -258,7 +266,7 @@ func (s *session) onServerMessage(l *link, typ byte, body []byte) (forward bool,
 			s.popLocked(l)
 		}
 	case '1':
-		if h.serverStmt != "" {
+		if h.serverStmt != "" && !l.skipping {
 			s.srv.known.add(h.serverStmt)
 		}
 		s.popLocked(l)
@@ -317,6 +325,9 @@ func (s *session) drainSynthLocked(l *link) []byte {
 
 // forgetStmtLocked undoes the bookkeeping of a Parse that did not happen.
 func (s *session) forgetStmtLocked(l *link, p *pending) {
+	if p.kind != 'P' && p.kind != 0 {
+		return // Bind and Execute name a statement; they do not create it
+	}
 	if p.serverStmt != "" {
 		l.st.prepared.remove(p.serverStmt)
 	}
@@ -424,4 +435,10 @@ func downgradeFatal(body []byte) []byte {
 		return body
 	}
 	return b[5:]
+}
+
+// stalePlan spots the error a server gives for a prepared statement whose
+// result type DDL changed.
+func stalePlan(body []byte) bool {
+	return bytes.Contains(body, []byte("C0A000\x00")) && bytes.Contains(body, []byte("cached plan must not change result type"))
 }

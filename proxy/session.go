@@ -49,6 +49,9 @@ type session struct {
 	stmts   map[string]*stmt
 	unnamed *stmt
 	portals map[string]*router.Analysis
+	// portalStmts names the server statement behind each portal, to spot
+	// statements that DDL made stale.
+	portalStmts map[string]string
 	// skipUntilSync: the proxy refused a request of an extended-protocol
 	// batch and, as a server would, ignores the rest up to Sync.
 	skipUntilSync bool
@@ -70,15 +73,16 @@ func (s *Server) serveConn(c net.Conn) {
 		return
 	}
 	ss := &session{
-		srv:     s,
-		conn:    st.conn,
-		in:      wire.NewReader(st.conn, 16<<10, wire.ClientLimit),
-		out:     bufio.NewWriterSize(st.conn, 16<<10),
-		db:      st.db,
-		mode:    s.opts.Mode,
-		secret:  make([]byte, 4),
-		stmts:   map[string]*stmt{},
-		portals: map[string]*router.Analysis{},
+		srv:         s,
+		conn:        st.conn,
+		in:          wire.NewReader(st.conn, 16<<10, wire.ClientLimit),
+		out:         bufio.NewWriterSize(st.conn, 16<<10),
+		db:          st.db,
+		mode:        s.opts.Mode,
+		secret:      make([]byte, 4),
+		stmts:       map[string]*stmt{},
+		portals:     map[string]*router.Analysis{},
+		portalStmts: map[string]string{},
 	}
 	rand.Read(ss.secret)
 	if s.opts.RequireTLS && !st.isTLS {

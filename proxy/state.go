@@ -69,35 +69,46 @@ func stateOf(be *pool.Conn, cacheSize int) *serverState {
 	return st
 }
 
-// lru is a bounded set of names, evicting the least recently used.
+// lru is a bounded set of statement names, each with the epoch it was
+// prepared in, evicting the least recently used.
 type lru struct {
 	max   int
-	order *list.List // of string, most recent at the front
+	order *list.List // of lruItem, most recent at the front
 	items map[string]*list.Element
+}
+
+type lruItem struct {
+	name  string
+	epoch uint32
 }
 
 func newLRU(max int) *lru {
 	return &lru{max: max, order: list.New(), items: map[string]*list.Element{}}
 }
 
-// touch marks name used and reports whether it was present.
-func (c *lru) touch(name string) bool {
+// lookup marks name used and reports whether it is present and, if so,
+// the epoch it was prepared in.
+func (c *lru) lookup(name string) (epoch uint32, ok bool) {
 	el, ok := c.items[name]
-	if ok {
-		c.order.MoveToFront(el)
+	if !ok {
+		return 0, false
 	}
-	return ok
+	c.order.MoveToFront(el)
+	return el.Value.(lruItem).epoch, true
 }
 
-// add inserts name and returns the name evicted to make room, or "".
-func (c *lru) add(name string) (evicted string) {
-	if c.touch(name) {
+// add inserts or refreshes name and returns the name evicted to make
+// room, or "".
+func (c *lru) add(name string, epoch uint32) (evicted string) {
+	if el, ok := c.items[name]; ok {
+		el.Value = lruItem{name, epoch}
+		c.order.MoveToFront(el)
 		return ""
 	}
-	c.items[name] = c.order.PushFront(name)
+	c.items[name] = c.order.PushFront(lruItem{name, epoch})
 	if c.order.Len() > c.max {
 		el := c.order.Back()
-		evicted = el.Value.(string)
+		evicted = el.Value.(lruItem).name
 		c.order.Remove(el)
 		delete(c.items, evicted)
 	}
@@ -116,8 +127,6 @@ func (c *lru) clear() {
 	clear(c.items)
 }
 
-func (c *lru) len() int { return len(c.items) }
-
 // knownStmts remembers server statement names that some server has
 // prepared successfully. A client's Parse of a known statement is answered
 // by the proxy without a server: it is prepared where it runs, at Bind.
@@ -125,10 +134,15 @@ func (c *lru) len() int { return len(c.items) }
 // clients that prepare synchronously while their other connections hold
 // transactions open (pgbench -M prepared does). The cost is that a
 // statement made invalid by DDL since reports its error at Bind instead.
+//
+// It also keeps an epoch per statement name that DDL made stale (the
+// server says "cached plan must not change result type"): server copies
+// prepared in an older epoch are closed and prepared again before use.
 type knownStmts struct {
-	mu    sync.RWMutex
-	names map[string]struct{}
-	max   int
+	mu     sync.RWMutex
+	names  map[string]struct{}
+	epochs map[string]uint32
+	max    int
 }
 
 func (k *knownStmts) has(name string) bool {
@@ -145,5 +159,24 @@ func (k *knownStmts) add(name string) {
 		k.names = make(map[string]struct{}, 64)
 	}
 	k.names[name] = struct{}{}
+	k.mu.Unlock()
+}
+
+// epoch returns the current epoch of a statement name.
+func (k *knownStmts) epoch(name string) uint32 {
+	k.mu.RLock()
+	e := k.epochs[name]
+	k.mu.RUnlock()
+	return e
+}
+
+// invalidate makes every server copy of a statement stale.
+func (k *knownStmts) invalidate(name string) {
+	k.mu.Lock()
+	delete(k.names, name)
+	if k.epochs == nil {
+		k.epochs = map[string]uint32{}
+	}
+	k.epochs[name]++
 	k.mu.Unlock()
 }

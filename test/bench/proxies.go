@@ -84,6 +84,12 @@ func proxyDSN(port int) string {
 	return fmt.Sprintf("host=127.0.0.1 port=%d user=%s password=%s dbname=%s sslmode=disable", port, benchUser, benchPassword, benchDB)
 }
 
+// proxyBinName is what the shardgate under test is called while it runs.
+// Colleagues on the same machine stop their own dev proxies by name (pkill,
+// killall shardgate), which killed benchmark proxies mid-run; a name, and
+// paths, without "shardgate" keep ours out of such sweeps.
+const proxyBinName = "sgbench-proxy"
+
 // buildShardgate compiles ./cmd/shardgate of the module holding the
 // working directory into dir, so that the benchmark always measures the
 // current source rather than a stale bin/shardgate.
@@ -93,11 +99,25 @@ func buildShardgate(ctx context.Context, dir string) (string, error) {
 	if err != nil || gomod == "" || gomod == os.DevNull {
 		return "", fmt.Errorf("bench: run benchrun inside the shardgate module or pass --proxy-bin (go env GOMOD: %q, %v)", gomod, err)
 	}
-	bin := filepath.Join(dir, "shardgate")
+	bin := filepath.Join(dir, proxyBinName)
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/shardgate")
 	cmd.Dir = filepath.Dir(gomod)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("bench: go build ./cmd/shardgate: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// copyShardgate copies a given proxy binary into dir under proxyBinName,
+// for the reason given there.
+func copyShardgate(src, dir string) (string, error) {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return "", fmt.Errorf("bench: --proxy-bin: %w", err)
+	}
+	bin := filepath.Join(dir, proxyBinName)
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		return "", err
 	}
 	return bin, nil
 }
@@ -109,11 +129,11 @@ func startShardgate(ctx context.Context, bin, dir string, poolSize int, primarie
 	if err != nil {
 		return nil, 0, err
 	}
-	cfg := filepath.Join(dir, "shardgate.yaml")
+	cfg := filepath.Join(dir, "proxy.yaml")
 	if err := os.WriteFile(cfg, []byte(RenderShardgateConfig("127.0.0.1:"+strconv.Itoa(port), poolSize, primaries)), 0o600); err != nil {
 		return nil, 0, err
 	}
-	p, err := startProc("shardgate", filepath.Join(dir, "shardgate.log"), nil, cleanEnv(), bin, "serve", "--config", cfg)
+	p, err := startProc("shardgate", filepath.Join(dir, "proxy.log"), nil, cleanEnv(), bin, "serve", "--config", cfg)
 	if err != nil {
 		return nil, 0, err
 	}

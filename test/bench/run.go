@@ -88,7 +88,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			}
 		}
 	}()
-	work, err := os.MkdirTemp("", "shardgate-bench-")
+	work, err := os.MkdirTemp("", "sgbench-") // see proxyBinName
 	if err != nil {
 		return b.rep, err
 	}
@@ -145,8 +145,14 @@ func (b *bench) setup(ctx context.Context, work string) error {
 		}
 	}
 
-	proxyBin := cfg.ProxyBin
-	if proxyBin == "" && want[TargetShardgate] {
+	var proxyBin string
+	switch {
+	case !want[TargetShardgate]:
+	case cfg.ProxyBin != "":
+		if proxyBin, err = copyShardgate(cfg.ProxyBin, work); err != nil {
+			return err
+		}
+	default:
 		fmt.Fprintln(b.log, "benchrun: building shardgate")
 		if proxyBin, err = buildShardgate(ctx, work); err != nil {
 			return err
@@ -266,21 +272,9 @@ func (b *bench) meta(ctx context.Context, primary *cluster.Host, pgbVersion stri
 // matrix runs every combination. The targets of one combination run back
 // to back, so that slow drifts of the machine hit them alike.
 func (b *bench) matrix(ctx context.Context) error {
-	if b.cfg.WarmupSeconds > 0 {
-		maxClients := 0
-		for _, c := range b.cfg.Clients {
-			maxClients = max(maxClients, c)
-		}
-		for _, t := range b.rep.Targets {
-			fmt.Fprintf(b.log, "benchrun: warm-up %s (%ds, %d clients)\n", t, b.cfg.WarmupSeconds, maxClients)
-			spec := b.spec(SelectOnly, "simple", maxClients, t)
-			spec.Seconds = b.cfg.WarmupSeconds
-			if _, stderr, err := b.pgbenchRun(ctx, spec); err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				fmt.Fprintf(b.log, "benchrun: warm-up of %s failed: %v %s\n", t, err, FirstErrorLine("", stderr))
-			}
+	for _, t := range b.rep.Targets {
+		if err := b.warmUp(ctx, t); err != nil {
+			return err
 		}
 	}
 	total := len(b.cfg.Workloads) * len(b.cfg.Protocols) * len(b.cfg.Clients) * len(b.rep.Targets)
@@ -300,6 +294,29 @@ func (b *bench) matrix(ctx context.Context) error {
 				}
 			}
 		}
+	}
+	return nil
+}
+
+// warmUp runs select-only load with the most clients through a target,
+// unmeasured, so that the proxies' pools are full and the caches warm
+// before a measured run. Only a cancelled ctx is an error.
+func (b *bench) warmUp(ctx context.Context, target string) error {
+	if b.cfg.WarmupSeconds <= 0 {
+		return nil
+	}
+	maxClients := 0
+	for _, c := range b.cfg.Clients {
+		maxClients = max(maxClients, c)
+	}
+	fmt.Fprintf(b.log, "benchrun: warm-up %s (%ds, %d clients)\n", target, b.cfg.WarmupSeconds, maxClients)
+	spec := b.spec(SelectOnly, "simple", maxClients, target)
+	spec.Seconds = b.cfg.WarmupSeconds
+	if _, stderr, err := b.pgbenchRun(ctx, spec); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		fmt.Fprintf(b.log, "benchrun: warm-up of %s failed: %v %s\n", target, err, FirstErrorLine("", stderr))
 	}
 	return nil
 }
@@ -333,8 +350,14 @@ func (b *bench) one(ctx context.Context, w Workload, protocol string, clients in
 	}
 	var restarted string
 	if pr := b.procs[target]; pr != nil && pr.exited() {
-		restarted = fmt.Sprintf("%s had exited (%s) before this run, log ending %q; restarted it",
-			target, pr.exitStatus(), pr.logTail(3))
+		why := pr.exitStatus()
+		if why == "exit status 0" {
+			// Both proxies exit 0 on SIGTERM/SIGINT, which only we send
+			// when stopping: someone else signalled it.
+			why += ", i.e. stopped by a signal from outside benchrun"
+		}
+		restarted = fmt.Sprintf("%s had exited (%s) before this run, log ending %q; restarted and warmed it up",
+			target, why, pr.logTail(3))
 		fmt.Fprintf(b.log, "benchrun: %s\n", restarted)
 		p, port, err := b.start[target](ctx)
 		if err != nil {
@@ -344,6 +367,9 @@ func (b *bench) one(ctx context.Context, w Workload, protocol string, clients in
 			return &Outcome{Err: fmt.Sprintf("%s had exited (%s) and did not restart: %v", target, pr.exitStatus(), err), CPUMicros: -1}, nil
 		}
 		b.procs[target], b.ports[target] = p, port
+		if err := b.warmUp(ctx, target); err != nil {
+			return nil, err
+		}
 	}
 	spec := b.spec(w, protocol, clients, target)
 	pr := b.procs[target]
