@@ -349,7 +349,11 @@ func (s *session) describe(body []byte) error {
 	}
 	s.mu.Lock()
 	s.ensurePreparedLocked(l, string(name), cs)
-	l.q.push(pending{kind: 'D', describeStmt: true})
+	described := pending{kind: 'D', describeStmt: true}
+	if len(name) > 0 {
+		described.serverStmt = cs.server
+	}
+	l.q.push(described)
 	l.unsynced = true
 	s.mu.Unlock()
 	if len(name) == 0 {

@@ -31,6 +31,7 @@ func (s *session) finish() {
 	s.mu.Unlock()
 	p := l.be.Pool()
 	if busy {
+		s.log.Info("client left with a request running; cancelling it and closing its server connection", "server", l.be.Addr())
 		// A query may run on for a long time after its client left.
 		if err := sendCancel(l.be.Addr(), l.be.PID, l.be.SecretKey); err != nil {
 			s.log.Warn("cancel of abandoned query failed", "server", l.be.Addr(), "err", err)
@@ -38,18 +39,17 @@ func (s *session) finish() {
 		p.Discard(l.be)
 		return
 	}
-	var sql string
+	// Separate Query messages: in one string, DISCARD ALL would run in the
+	// implicit transaction block of the string, where it is refused.
+	var stmts []string
 	if l.txStatus != 'I' {
-		sql = "ROLLBACK;"
+		stmts = append(stmts, "ROLLBACK")
 	}
 	if session {
-		sql += "DISCARD ALL"
+		stmts = append(stmts, "DISCARD ALL")
 	}
-	if l.unsynced {
-		wire.WriteFrame(l.w, 'S', nil)
-	}
-	if sql != "" || l.unsynced {
-		if err := resetServer(l, sql, time.Now().Add(s.srv.opts.ResetTimeout)); err != nil {
+	if len(stmts) > 0 || l.unsynced {
+		if err := resetServer(l, stmts, time.Now().Add(s.srv.opts.ResetTimeout)); err != nil {
 			s.log.Warn("server connection not reusable after client left; closing it", "server", l.be.Addr(), "err", err)
 			p.Discard(l.be)
 			return
@@ -63,14 +63,15 @@ func (s *session) finish() {
 	p.Put(l.be)
 }
 
-// resetServer runs sql (after any Sync already buffered) and checks the
-// server ends idle.
-func resetServer(l *link, sql string, deadline time.Time) error {
+// resetServer ends an extended-protocol batch left open, runs each
+// statement, and checks the server ends idle.
+func resetServer(l *link, stmts []string, deadline time.Time) error {
 	expect := 0
 	if l.unsynced {
+		wire.WriteFrame(l.w, 'S', nil)
 		expect++
 	}
-	if sql != "" {
+	for _, sql := range stmts {
 		wire.WriteFrame(l.w, 'Q', append([]byte(sql), 0))
 		expect++
 	}

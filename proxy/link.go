@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -42,6 +43,8 @@ type link struct {
 	// gotError: the server sent an error for the pending requests; if it
 	// then goes away, the client has already been told.
 	gotError bool
+	// ddl: the current transaction changed the schema.
+	ddl bool
 }
 
 // acquire returns the session's link, attaching a server connection if it
@@ -237,6 +240,10 @@ func (s *session) onServerMessage(l *link, typ byte, body []byte) (forward bool,
 		}
 		l.skipping, l.gotError = false, false
 		s.popLocked(l)
+		if l.ddl && l.txStatus == 'I' {
+			s.srv.known.invalidateAll()
+			l.ddl = false
+		}
 		if l.txStatus == 'I' {
 			s.settings.endTransaction(l.st.settings)
 		}
@@ -248,7 +255,7 @@ func (s *session) onServerMessage(l *link, typ byte, body []byte) (forward bool,
 			// it, or its next step fails mysteriously.
 			forward = true
 		}
-		if (h.kind == 'B' || h.kind == 'E') && h.serverStmt != "" && stalePlan(body) {
+		if h.serverStmt != "" && stalePlan(h.kind, body) {
 			// DDL changed what the statement returns: every server's copy
 			// is stale, so all are prepared again at their next use. The
 			// client still gets the error, as from a server, and its
@@ -280,6 +287,13 @@ func (s *session) onServerMessage(l *link, typ byte, body []byte) (forward bool,
 		tag := string(body[:max(len(body)-1, 0)])
 		if tag == "ROLLBACK" {
 			s.settings.failed = true
+		}
+		if isDDL(tag) {
+			// Statements prepared before may now be wrong: prepare all
+			// again, now and once more when the transaction ends (another
+			// client may prepare against the old schema until then).
+			s.srv.known.invalidateAll()
+			l.ddl = true
 		}
 		if h.analysis != nil && h.done < len(h.analysis.Statements) {
 			s.settings.note(&h.analysis.Statements[h.done], tag)
@@ -437,8 +451,26 @@ func downgradeFatal(body []byte) []byte {
 	return b[5:]
 }
 
-// stalePlan spots the error a server gives for a prepared statement whose
-// result type DDL changed.
-func stalePlan(body []byte) bool {
-	return bytes.Contains(body, []byte("C0A000\x00")) && bytes.Contains(body, []byte("cached plan must not change result type"))
+// stalePlan spots the errors a server gives for a prepared statement that
+// DDL made wrong: its result type changed (at Bind or Execute), or an
+// object it was planned against is gone (at Describe or Bind).
+func stalePlan(kind byte, body []byte) bool {
+	if bytes.Contains(body, []byte("C0A000\x00")) && bytes.Contains(body, []byte("cached plan must not change result type")) {
+		return true
+	}
+	if kind != 'D' && kind != 'B' {
+		return false
+	}
+	for _, code := range [][]byte{[]byte("CXX000\x00"), []byte("C42P01\x00"), []byte("C42704\x00"), []byte("C42883\x00")} {
+		if bytes.Contains(body, code) {
+			return true
+		}
+	}
+	return false
+}
+
+// isDDL reports whether a command tag is a schema change.
+func isDDL(tag string) bool {
+	return strings.HasPrefix(tag, "CREATE ") || strings.HasPrefix(tag, "ALTER ") || strings.HasPrefix(tag, "DROP ") ||
+		tag == "CREATE" || tag == "ALTER" || tag == "DROP"
 }

@@ -142,6 +142,9 @@ type knownStmts struct {
 	mu     sync.RWMutex
 	names  map[string]struct{}
 	epochs map[string]uint32
+	// schema is bumped by DDL through the proxy: it makes every statement
+	// stale at once.
+	schema uint32
 	max    int
 }
 
@@ -165,9 +168,17 @@ func (k *knownStmts) add(name string) {
 // epoch returns the current epoch of a statement name.
 func (k *knownStmts) epoch(name string) uint32 {
 	k.mu.RLock()
-	e := k.epochs[name]
+	e := k.schema + k.epochs[name]
 	k.mu.RUnlock()
 	return e
+}
+
+// invalidateAll makes every statement stale, after DDL.
+func (k *knownStmts) invalidateAll() {
+	k.mu.Lock()
+	k.names = nil
+	k.schema++
+	k.mu.Unlock()
 }
 
 // invalidate makes every server copy of a statement stale.

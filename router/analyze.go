@@ -141,9 +141,13 @@ func secondKeyword(text string) string {
 }
 
 // createsTemp spots CREATE [OR REPLACE] [GLOBAL|LOCAL] TEMP[ORARY] ...
-// (and UNLOGGED is not temporary).
+// and objects created in the pg_temp schema (UNLOGGED is not temporary).
 func createsTemp(text string) bool {
-	f := strings.Fields(strings.ToLower(text))
+	lower := strings.ToLower(text)
+	if strings.Contains(lower, "pg_temp.") {
+		return true // CREATE TYPE pg_temp.x, CREATE FUNCTION pg_temp.f ...
+	}
+	f := strings.Fields(lower)
 	for i := 1; i < len(f) && i < 6; i++ {
 		switch f[i] {
 		case "temp", "temporary":

@@ -103,6 +103,7 @@ func TestAnalyzeCommands(t *testing.T) {
 		{"create or replace temp view v as select 1", []Command{CmdCreateTemp}},
 		{"create table temp (a int)", []Command{CmdOther}},
 		{"create unlogged table t (a int)", []Command{CmdOther}},
+		{"create type pg_temp.r as range (subtype = text)", []Command{CmdCreateTemp}},
 		{"select 1;; select 2", []Command{CmdOther, CmdOther}},
 		{"  ", []Command{CmdEmpty}},
 		{"-- only a comment", []Command{CmdEmpty}},

@@ -137,7 +137,7 @@ func (b *bench) setup(ctx context.Context, work string) error {
 				pgbBin = ""
 			}
 			pgbVersion, pgbPrepared = s, SupportsPreparedStatements(v)
-			if pgbBin != "" && !pgbPrepared {
+			if err == nil && !pgbPrepared {
 				b.note(fmt.Sprintf("pgbouncer %s predates max_prepared_statements (1.21), so in transaction mode "+
 					"`-M prepared` runs through it are expected to fail: a client's named statements collide with "+
 					"other clients' on the server connections it shares, or are missing from the next one it gets", pgbVersion))
@@ -351,9 +351,9 @@ func (b *bench) one(ctx context.Context, w Workload, protocol string, clients in
 	var restarted string
 	if pr := b.procs[target]; pr != nil && pr.exited() {
 		why := pr.exitStatus()
-		if why == "exit status 0" {
-			// Both proxies exit 0 on SIGTERM/SIGINT, which only we send
-			// when stopping: someone else signalled it.
+		if why == "exit status 0" && target == TargetShardgate {
+			// shardgate exits 0 on SIGTERM/SIGINT, which benchrun only
+			// sends when stopping: someone else signalled it.
 			why += ", i.e. stopped by a signal from outside benchrun"
 		}
 		restarted = fmt.Sprintf("%s had exited (%s) before this run, log ending %q; restarted and warmed it up",
@@ -406,8 +406,15 @@ func (b *bench) one(ctx context.Context, w Workload, protocol string, clients in
 	if pr != nil && cpuErr == nil && after >= before {
 		o.CPUMicros = MicrosPerTxn(after-before, b.hz, res.Txns)
 	}
-	if pr != nil && pr.exited() && o.Err == "" {
-		o.Err = fmt.Sprintf("%s exited during the run (%s); its log ends with: %q", target, pr.exitStatus(), pr.logTail(5))
+	if pr != nil && pr.exited() {
+		// Put first, before whatever pgbench reported: pgbench's "backend
+		// died" is the symptom, the proxy's exit the cause.
+		died := fmt.Sprintf("%s exited during the run (%s); its log ends with: %q", target, pr.exitStatus(), pr.logTail(5))
+		if o.Err == "" {
+			o.Err = died
+		} else {
+			o.Err = died + "; pgbench: " + o.Err
+		}
 	}
 	if restarted != "" {
 		o.Warn = restarted
