@@ -151,6 +151,7 @@ func (s *session) parse(body []byte) error {
 		return protocolViolation("Parse", err)
 	}
 	cs := newStmt(msg.Query, msg.ParameterOIDs)
+	cs.epoch, _ = s.srv.known.epoch(cs.server)
 	if err := s.admit(&cs.analysis); err != nil {
 		return s.reject('P', err)
 	}
@@ -186,7 +187,7 @@ func (s *session) parse(body []byte) error {
 	}
 	s.mu.Lock()
 	s.stmts[msg.Name] = cs
-	if s.preparedLocked(l, cs) {
+	if s.preparedLocked(l, cs, true) {
 		s.mu.Unlock()
 		s.done(l)
 		return s.replyParse(msg.Name)
@@ -211,10 +212,13 @@ func (s *session) replyParse(client string) error {
 	return s.reply(parseComplete())
 }
 
-// preparedLocked reports whether the server has a current copy of cs.
-func (s *session) preparedLocked(l *link, cs *stmt) bool {
-	epoch, ok := l.st.prepared.lookup(cs.server)
-	return ok && epoch == s.srv.known.epoch(cs.server)
+// preparedLocked reports whether the server has a copy of cs usable by
+// a Bind (its name's epoch is current) or, with fresh, by a new Parse (it
+// was also prepared after the last schema change).
+func (s *session) preparedLocked(l *link, cs *stmt, fresh bool) bool {
+	item, ok := l.st.prepared.lookup(cs.server)
+	epoch, schema := s.srv.known.epoch(cs.server)
+	return ok && item.epoch == epoch && (!fresh || item.schema == schema)
 }
 
 // prepareLocked sends a Parse of cs under its server name and queues p for
@@ -225,7 +229,8 @@ func (s *session) prepareLocked(l *link, cs *stmt, p pending) {
 		wire.WriteMessage(l.w, &pgproto3.Close{ObjectType: 'S', Name: cs.server})
 		l.q.push(pending{kind: 'C', hidden: true})
 	}
-	if evicted := l.st.prepared.add(cs.server, s.srv.known.epoch(cs.server)); evicted != "" {
+	epoch, schema := s.srv.known.epoch(cs.server)
+	if evicted := l.st.prepared.add(cs.server, epoch, schema); evicted != "" {
 		wire.WriteMessage(l.w, &pgproto3.Close{ObjectType: 'S', Name: evicted})
 		l.q.push(pending{kind: 'C', hidden: true})
 	}
@@ -245,9 +250,19 @@ func (s *session) ensurePreparedLocked(l *link, name string, cs *stmt) {
 		}
 		return
 	}
-	if !s.preparedLocked(l, cs) {
+	if !s.preparedLocked(l, cs, false) {
 		s.prepareLocked(l, cs, pending{kind: 'P', hidden: true, serverStmt: cs.server})
 	}
+}
+
+// staleLocked reports whether a client's statement predates a change of
+// its result type that a server reported; the client gets that error, as
+// from PostgreSQL, and prepares again.
+func (s *session) staleLocked(cs *stmt) error {
+	if epoch, _ := s.srv.known.epoch(cs.server); epoch != cs.epoch {
+		return &Error{Code: "0A000", Message: "cached plan must not change result type"}
+	}
+	return nil
 }
 
 // lookupLocked finds a client statement by name.
@@ -282,6 +297,9 @@ func (s *session) bind(body []byte) error {
 	}
 	s.mu.Lock()
 	cs, err := s.lookupLocked(string(name))
+	if err == nil && len(name) > 0 {
+		err = s.staleLocked(cs)
+	}
 	if err == nil {
 		if len(s.portals) > 1000 {
 			clear(s.portals)
@@ -339,6 +357,9 @@ func (s *session) describe(body []byte) error {
 	}
 	s.mu.Lock()
 	cs, err := s.lookupLocked(string(name))
+	if err == nil && len(name) > 0 {
+		err = s.staleLocked(cs)
+	}
 	s.mu.Unlock()
 	if err != nil {
 		return s.reject('D', err)

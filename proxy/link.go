@@ -241,7 +241,7 @@ func (s *session) onServerMessage(l *link, typ byte, body []byte) (forward bool,
 		l.skipping, l.gotError = false, false
 		s.popLocked(l)
 		if l.ddl && l.txStatus == 'I' {
-			s.srv.known.invalidateAll()
+			s.srv.known.schemaChanged()
 			l.ddl = false
 		}
 		if l.txStatus == 'I' {
@@ -289,10 +289,10 @@ func (s *session) onServerMessage(l *link, typ byte, body []byte) (forward bool,
 			s.settings.failed = true
 		}
 		if isDDL(tag) {
-			// Statements prepared before may now be wrong: prepare all
-			// again, now and once more when the transaction ends (another
-			// client may prepare against the old schema until then).
-			s.srv.known.invalidateAll()
+			// New Parses must be checked against the new schema: now, and
+			// once more when the transaction ends (another client may
+			// prepare against the old schema until it commits).
+			s.srv.known.schemaChanged()
 			l.ddl = true
 		}
 		if h.analysis != nil && h.done < len(h.analysis.Statements) {
@@ -469,8 +469,10 @@ func stalePlan(kind byte, body []byte) bool {
 	return false
 }
 
-// isDDL reports whether a command tag is a schema change.
+// isDDL reports whether a command tag is a schema change that can make
+// a prepared statement wrong. CREATE alone cannot (CREATE OR REPLACE can,
+// and the server then reports it), and counting it would make every
+// temporary table a schema change.
 func isDDL(tag string) bool {
-	return strings.HasPrefix(tag, "CREATE ") || strings.HasPrefix(tag, "ALTER ") || strings.HasPrefix(tag, "DROP ") ||
-		tag == "CREATE" || tag == "ALTER" || tag == "DROP"
+	return strings.HasPrefix(tag, "ALTER ") || strings.HasPrefix(tag, "DROP ")
 }

@@ -22,6 +22,9 @@ type stmt struct {
 	// text and parameter types, so clients preparing the same statement
 	// share it on a server connection.
 	server string
+	// epoch is the statement name's epoch when the client prepared it; a
+	// later epoch means servers said its result type changed since.
+	epoch uint32
 }
 
 func newStmt(query string, oids []uint32) *stmt {
@@ -78,8 +81,10 @@ type lru struct {
 }
 
 type lruItem struct {
-	name  string
-	epoch uint32
+	name string
+	// epoch is the statement name's epoch, schema the schema epoch, when
+	// the server prepared it.
+	epoch, schema uint32
 }
 
 func newLRU(max int) *lru {
@@ -87,25 +92,25 @@ func newLRU(max int) *lru {
 }
 
 // lookup marks name used and reports whether it is present and, if so,
-// the epoch it was prepared in.
-func (c *lru) lookup(name string) (epoch uint32, ok bool) {
+// the epochs it was prepared in.
+func (c *lru) lookup(name string) (item lruItem, ok bool) {
 	el, ok := c.items[name]
 	if !ok {
-		return 0, false
+		return lruItem{}, false
 	}
 	c.order.MoveToFront(el)
-	return el.Value.(lruItem).epoch, true
+	return el.Value.(lruItem), true
 }
 
 // add inserts or refreshes name and returns the name evicted to make
 // room, or "".
-func (c *lru) add(name string, epoch uint32) (evicted string) {
+func (c *lru) add(name string, epoch, schema uint32) (evicted string) {
 	if el, ok := c.items[name]; ok {
-		el.Value = lruItem{name, epoch}
+		el.Value = lruItem{name, epoch, schema}
 		c.order.MoveToFront(el)
 		return ""
 	}
-	c.items[name] = c.order.PushFront(lruItem{name, epoch})
+	c.items[name] = c.order.PushFront(lruItem{name, epoch, schema})
 	if c.order.Len() > c.max {
 		el := c.order.Back()
 		evicted = el.Value.(lruItem).name
@@ -132,18 +137,24 @@ func (c *lru) clear() {
 // by the proxy without a server: it is prepared where it runs, at Bind.
 // That keeps a Parse from waiting for a free server, which matters to
 // clients that prepare synchronously while their other connections hold
-// transactions open (pgbench -M prepared does). The cost is that a
-// statement made invalid by DDL since reports its error at Bind instead.
+// transactions open (pgbench -M prepared does).
 //
-// It also keeps an epoch per statement name that DDL made stale (the
-// server says "cached plan must not change result type"): server copies
-// prepared in an older epoch are closed and prepared again before use.
+// Server copies are shared between clients, so changes of schema need
+// care to keep PostgreSQL's own behaviour:
+//   - epochs: when a server says a statement's result type changed
+//     ("cached plan must not change result type") or an object it was
+//     planned against is gone, its name's epoch moves on. Copies from an
+//     older epoch are prepared again before use; a client whose statement
+//     is from an older epoch gets the server's error once, as it would
+//     directly, and its driver prepares again.
+//   - schema: DROP and ALTER through the proxy move the schema epoch. A
+//     client's new Parse then goes to a server again, to be checked
+//     against the current schema as PostgreSQL would; statements already
+//     prepared are left to the server, which revalidates them itself.
 type knownStmts struct {
 	mu     sync.RWMutex
 	names  map[string]struct{}
 	epochs map[string]uint32
-	// schema is bumped by DDL through the proxy: it makes every statement
-	// stale at once.
 	schema uint32
 	max    int
 }
@@ -165,20 +176,13 @@ func (k *knownStmts) add(name string) {
 	k.mu.Unlock()
 }
 
-// epoch returns the current epoch of a statement name.
-func (k *knownStmts) epoch(name string) uint32 {
+// epoch returns the current epoch of a statement name and the schema
+// epoch.
+func (k *knownStmts) epoch(name string) (epoch, schema uint32) {
 	k.mu.RLock()
-	e := k.schema + k.epochs[name]
+	e, sc := k.epochs[name], k.schema
 	k.mu.RUnlock()
-	return e
-}
-
-// invalidateAll makes every statement stale, after DDL.
-func (k *knownStmts) invalidateAll() {
-	k.mu.Lock()
-	k.names = nil
-	k.schema++
-	k.mu.Unlock()
+	return e, sc
 }
 
 // invalidate makes every server copy of a statement stale.
@@ -189,5 +193,13 @@ func (k *knownStmts) invalidate(name string) {
 		k.epochs = map[string]uint32{}
 	}
 	k.epochs[name]++
+	k.mu.Unlock()
+}
+
+// schemaChanged records DDL: new Parses are checked by a server again.
+func (k *knownStmts) schemaChanged() {
+	k.mu.Lock()
+	k.names = nil
+	k.schema++
 	k.mu.Unlock()
 }
