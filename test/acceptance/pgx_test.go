@@ -1,7 +1,6 @@
 package acceptance
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,12 +22,35 @@ import (
 )
 
 // Direct to PostgreSQL the suite gives 2290 passed, 0 failed, 21 skipped.
-const directPassed = 2290
+const directTotal = 2290 + 21
 
-// pooledFailures are the pgx tests that fail through a transaction pooler
-// for reasons inherent to transaction pooling; the README explains each.
-// Any other failure fails this test.
-var pooledFailures = map[string]string{}
+// pooledFailures are the pgx tests that fail through shardgate in
+// transaction mode for reasons inherent to transaction pooling; the README
+// lists them with these reasons. Any other failure fails this test.
+var pooledFailures = map[string]string{
+	"TestFatalTxError":                                 terminateByPID,
+	"TestFatalRxError":                                 terminateByPID,
+	"TestConnPing":                                     terminateByPID,
+	"TestConnCheckConn":                                terminateByPID,
+	"TestCheckIdleConn":                                terminateByPID,
+	"TestPoolAcquireChecksIdleConns":                   terminateByPID,
+	"TestBeginTxFatalErrorKillsConn":                   serverDeathKeepsClient,
+	"TestConnDestroyedWhenBeginFailsFatally":           serverDeathKeepsClient,
+	"TestPrepareHandlesTimeoutBetweenParseAndDescribe": renamedStatements,
+	"TestPrepareWithDigestedNameHandlesTimeoutBetweenParseAndDescribe": renamedStatements,
+	"TestConnMultiplePrepareAndDeallocate":                             sharedStatements,
+}
+
+const (
+	terminateByPID = "kills the client's server with pg_terminate_backend(PID) and expects the client's connection to die: " +
+		"a transaction-pooled client has no server of its own, and the PID it was given is the proxy's"
+	serverDeathKeepsClient = "expects a server's FATAL error to close the client's connection: the client's session with " +
+		"the proxy outlives any one server, so the error reaches it as ERROR and the connection stays usable"
+	renamedStatements = "looks up the client's statement name in pg_prepared_statements: statements are prepared on servers " +
+		"under names derived from their text (sg_...), shared between clients"
+	sharedStatements = "counts pg_prepared_statements rows for a statement text after the client closed it: server copies " +
+		"are shared between clients and kept in each server's LRU cache"
+)
 
 var summaryRE = regexp.MustCompile(`pgx-suite: (\d+) passed, (\d+) failed, (\d+) skipped`)
 
@@ -61,32 +84,44 @@ func TestPgxSuite(t *testing.T) {
 			addr := serve(t, c, mode)
 			host, port, _ := net.SplitHostPort(addr)
 			dsn := fmt.Sprintf("host=%s port=%s user=postgres password=postgres dbname=pgx_test sslmode=disable", host, port)
-			dir := t.TempDir()
-			cmd := exec.Command("bash", script, dsn)
-			cmd.Env = append(os.Environ(), "PGX_SUITE_SETUP_DSN="+setup, "PGX_SUITE_DIR="+dir)
-			if mode == proxy.TransactionMode {
-				cmd.Env = append(cmd.Env, "PGX_SUITE_PGBOUNCER=1")
-			}
-			out, _ := cmd.CombinedOutput()
-			m := summaryRE.FindSubmatch(out)
-			if m == nil {
-				t.Fatalf("no summary from the suite:\n%s", out)
-			}
-			passed, _ := strconv.Atoi(string(m[1]))
-			failed, _ := strconv.Atoi(string(m[2]))
-			t.Logf("pgx suite through shardgate, %s mode: %s", mode, m[0])
-			failures := failedTests(dir)
-			switch mode {
-			case proxy.SessionMode:
-				if failed != 0 || passed < directPassed {
-					t.Fatalf("session mode must match direct (%d passed, 0 failed): %s\nfailed: %v", directPassed, m[0], failures)
+			run := func(extra ...string) (passed, failed, skipped int, failures []string, summary string) {
+				dir := t.TempDir()
+				cmd := exec.Command("bash", append([]string{script, dsn}, extra...)...)
+				cmd.Env = append(os.Environ(), "PGX_SUITE_SETUP_DSN="+setup, "PGX_SUITE_DIR="+dir)
+				if mode == proxy.TransactionMode {
+					cmd.Env = append(cmd.Env, "PGX_SUITE_PGBOUNCER=1")
 				}
-			default:
-				for _, f := range failures {
-					if _, known := pooledFailures[f]; !known {
-						t.Errorf("unexpected failure in transaction mode: %s", f)
-					}
+				out, _ := cmd.CombinedOutput()
+				m := summaryRE.FindSubmatch(out)
+				if m == nil {
+					t.Fatalf("no summary from the suite:\n%s", out)
 				}
+				passed, _ = strconv.Atoi(string(m[1]))
+				failed, _ = strconv.Atoi(string(m[2]))
+				skipped, _ = strconv.Atoi(string(m[3]))
+				return passed, failed, skipped, failedTests(dir), string(m[0])
+			}
+			passed, failed, skipped, failures, summary := run()
+			t.Logf("pgx suite through shardgate, %s mode: %s", mode, summary)
+			var unexpected []string
+			for _, f := range failures {
+				top := strings.Split(f, "/")[0]
+				if _, known := pooledFailures[top]; (mode == proxy.SessionMode || !known) && !slices.Contains(unexpected, top) {
+					unexpected = append(unexpected, top)
+				}
+			}
+			if len(unexpected) > 0 {
+				// pgx's suite has timing-sensitive tests; a failure that
+				// passes when run again alone is logged, not fatal.
+				_, refailed, _, again, retry := run("-run", "^("+strings.Join(unexpected, "|")+")$")
+				t.Logf("re-run of %v: %s", unexpected, retry)
+				if refailed > 0 {
+					t.Fatalf("%s mode: failures beyond the known pooling limits: %v", mode, again)
+				}
+			}
+			// A hang or panic cuts the suite short: every test must have run.
+			if passed+failed+skipped < directTotal {
+				t.Fatalf("%s mode: only %d tests ran of the %d a direct run has: %s", mode, passed+failed+skipped, directTotal, summary)
 			}
 		})
 	}
@@ -129,6 +164,5 @@ func serve(t *testing.T, c *cluster.Cluster, mode proxy.PoolMode) string {
 	}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close(); pools.Close() })
-	_ = context.Background
 	return ln.Addr().String()
 }
