@@ -39,6 +39,14 @@ func (s *session) finish() {
 		p.Discard(l.be)
 		return
 	}
+	if s.mode == SessionMode && l.txStatus != 'I' {
+		// The client knows this server by its real PID: a client leaving
+		// mid-transaction has been cut off, and whoever connects next must
+		// not find the same server session, just as with a direct
+		// connection. Closing it also rolls the transaction back.
+		p.Discard(l.be)
+		return
+	}
 	// Separate Query messages: in one string, DISCARD ALL would run in the
 	// implicit transaction block of the string, where it is refused.
 	var stmts []string

@@ -64,8 +64,9 @@ func TestClientKilledMidTransaction(t *testing.T) {
 			if !eventually(t, 5*time.Second, func() bool { return appBackends(t, db)["idle in transaction"] == 0 }) {
 				t.Fatalf("server left in a transaction: %v", appBackends(t, db))
 			}
-			// The next client gets the same (only) server, outside any
-			// transaction, and the insert is gone.
+			// The next client, on the pool's only slot, runs outside any
+			// transaction (transaction mode reuses the rolled-back server,
+			// session mode opens a fresh one), and the insert is gone.
 			b := p.connect(t)
 			var xid *int64
 			var n int
