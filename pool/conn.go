@@ -49,3 +49,12 @@ func (c *Conn) expired(now time.Time, o *Options) bool {
 	}
 	return o.IdleTimeout > 0 && !c.idled.IsZero() && now.Sub(c.idled) > o.IdleTimeout
 }
+
+// IdleFor returns how long the connection sat idle in the pool before its
+// current checkout; zero for a new connection.
+func (c *Conn) IdleFor() time.Duration {
+	if c.idled.IsZero() {
+		return 0
+	}
+	return time.Since(c.idled)
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+	"unsafe"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -19,23 +20,29 @@ func (s *session) query(body []byte) error {
 	if skip {
 		return nil // a server ignores it too, until Sync
 	}
-	sql := string(bytes.TrimSuffix(body, []byte{0}))
-	a := router.Analyze(sql)
-	if err := s.admit(&a); err != nil {
-		return s.reject('Q', err)
-	}
-	if s.mode != SessionMode && len(a.Statements) == 1 && a.Statements[0].Command == router.CmdDeallocate {
-		if done, err := s.deallocate(sql); done {
-			return err
+	text := bytes.TrimSuffix(body, []byte{0})
+	// The analysis keeps no reference to the text, so it may read the
+	// message buffer in place: no copy on the hot path.
+	a := router.Analyze(unsafe.String(unsafe.SliceData(text), len(text)))
+	p := pending{kind: 'Q'}
+	if !a.Plain() {
+		if err := s.admit(&a); err != nil {
+			return s.reject('Q', err)
 		}
+		if s.mode != SessionMode && len(a.Statements) == 1 && a.Statements[0].Command == router.CmdDeallocate {
+			if done, err := s.deallocate(string(text)); done {
+				return err
+			}
+		}
+		p.analysis = &a
 	}
-	l, err := s.acquire(pending{kind: 'Q', analysis: &a})
+	l, err := s.acquire(p)
 	if err != nil {
 		return s.reject('Q', err)
 	}
 	s.mu.Lock()
 	l.st.unnamed = nil // a simple query replaces the server's unnamed statement
-	if a.HasCommand(router.CmdDiscardAll) {
+	if p.analysis != nil && a.HasCommand(router.CmdDiscardAll) {
 		l.st.prepared.clear()
 		clear(s.stmts)
 		s.unnamed = nil
@@ -75,6 +82,13 @@ func (s *session) admit(a *router.Analysis) error {
 		}
 	}
 	return nil
+}
+
+func (s *session) admitIfSpecial(a *router.Analysis) error {
+	if a.Plain() {
+		return nil
+	}
+	return s.admit(a)
 }
 
 // deallocate emulates SQL DEALLOCATE for the proxy's own statements: in
@@ -152,7 +166,7 @@ func (s *session) parse(body []byte) error {
 	}
 	cs := newStmt(msg.Query, msg.ParameterOIDs)
 	cs.epoch, _ = s.srv.known.epoch(cs.server)
-	if err := s.admit(&cs.analysis); err != nil {
+	if err := s.admitIfSpecial(&cs.analysis); err != nil {
 		return s.reject('P', err)
 	}
 	if msg.Name == "" {
@@ -305,7 +319,11 @@ func (s *session) bind(body []byte) error {
 			clear(s.portals)
 			clear(s.portalStmts)
 		}
-		s.portals[string(portal)] = &cs.analysis
+		if cs.analysis.Plain() {
+			delete(s.portals, string(portal))
+		} else {
+			s.portals[string(portal)] = &cs.analysis
+		}
 		delete(s.portalStmts, string(portal))
 	}
 	s.mu.Unlock()

@@ -380,6 +380,10 @@ func (s *session) sync() error {
 	return nil
 }
 
+// aliveCheckAfter is how long a server connection must have been idle in
+// the pool before checkout peeks at it for a FATAL error or a close.
+const aliveCheckAfter = 50 * time.Millisecond
+
 // checkoutAlive gets a connection and makes sure a pooled one is still
 // usable, so a server that died while idle costs a reconnect, not a
 // client's error.
@@ -389,7 +393,10 @@ func (s *Server) checkoutAlive(p *pool.Pool) (*pool.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if be.Reader().Buffered() == 0 && pool.Alive(be.Net()) {
+		// A connection back in the pool only moments ago is trusted, as
+		// pgbouncer's server_check_delay does: under load the peek would
+		// be paid on every transaction for nothing.
+		if be.Reader().Buffered() == 0 && (be.IdleFor() < aliveCheckAfter || pool.Alive(be.Net())) {
 			return be, nil
 		}
 		p.Discard(be)

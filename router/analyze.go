@@ -77,26 +77,49 @@ func (a *Analysis) HasCommand(cmd Command) bool {
 // Analyze describes the statements of sql. Text the parser rejects is
 // described as CmdOther: the server will report the syntax error itself.
 func Analyze(sql string) Analysis {
-	spans := split(sql)
-	a := Analysis{Statements: make([]Statement, 0, len(spans))}
-	for _, sp := range spans {
-		// The server answers empty statements of a longer string with
-		// nothing, so they must not count: statement i is the one the i-th
-		// CommandComplete reports.
-		if st := analyzeSpan(sp); st.Command != CmdEmpty {
+	// Most statements are nothing special: they leave Statements nil and
+	// cost no allocation. The list is built only once a special statement
+	// appears, with the plain ones before it, because statement i must be
+	// the one the i-th CommandComplete reports.
+	var a Analysis
+	plain, empty := 0, true
+	sc := scanner{sql: sql}
+	for {
+		sp, ok := sc.next()
+		if !ok {
+			break
+		}
+		st := analyzeSpan(sp)
+		switch {
+		case st.Command == CmdEmpty:
+			// The server answers empty statements of a longer string
+			// with nothing, so they do not count.
+		case st.Command == CmdOther && a.Statements == nil:
+			plain++
+			empty = false
+		default:
+			if a.Statements == nil {
+				a.Statements = make([]Statement, plain, plain+2)
+			}
 			a.Statements = append(a.Statements, st)
+			empty = false
 		}
 	}
-	if len(a.Statements) == 0 {
-		a.Statements = append(a.Statements, Statement{Command: CmdEmpty})
+	if empty {
+		a.Statements = []Statement{{Command: CmdEmpty}}
 	}
 	return a
 }
+
+// Plain reports whether nothing in the text needs the proxy's attention.
+func (a *Analysis) Plain() bool { return len(a.Statements) == 0 }
 
 func analyzeSpan(sp span) Statement {
 	switch sp.keyword {
 	case "":
 		return Statement{Command: CmdEmpty}
+	case "other":
+		return Statement{}
 	case "begin", "start":
 		return Statement{Command: CmdBegin}
 	case "listen", "unlisten":

@@ -5,17 +5,40 @@ import "strings"
 // span is one statement of a query string: its text and first keyword.
 type span struct {
 	text    string
-	keyword string // lower case; "" for an empty statement
+	keyword string // one of the keywords below, "other", or "" when empty
 }
 
-// split cuts a query string into statements at top-level semicolons,
-// skipping quoted strings, quoted identifiers, dollar-quoted bodies and
-// comments, so a ';' inside any of them does not end a statement.
+// split cuts a query string into statements (used by tests; Analyze uses
+// the scanner directly to avoid allocating).
 func split(sql string) []span {
 	var out []span
-	start := 0
+	sc := scanner{sql: sql}
+	for {
+		sp, ok := sc.next()
+		if !ok {
+			return out
+		}
+		out = append(out, sp)
+	}
+}
+
+// scanner cuts a query string into statements at top-level semicolons,
+// skipping quoted strings, quoted identifiers, dollar-quoted bodies and
+// comments, so a ';' inside any of them does not end a statement. The
+// final statement is returned even when empty only if it is the only one.
+type scanner struct {
+	sql  string
+	pos  int
+	seen int
+}
+
+func (sc *scanner) next() (span, bool) {
+	sql := sc.sql
+	if sc.pos > len(sql) || (sc.pos == len(sql) && sc.seen > 0) {
+		return span{}, false
+	}
+	start, i := sc.pos, sc.pos
 	kw := ""
-	i := 0
 	for i < len(sql) {
 		c := sql[i]
 		switch {
@@ -32,26 +55,41 @@ func split(sql string) []span {
 		case c == '$':
 			i = skipDollar(sql, i)
 		case c == ';':
-			out = append(out, span{text: sql[start:i], keyword: kw})
-			i++
-			start, kw = i, ""
+			sc.pos, sc.seen = i+1, sc.seen+1
+			return span{text: sql[start:i], keyword: kw}, true
 		case isIdentStart(c):
 			j := i + 1
 			for j < len(sql) && isIdentPart(sql[j]) {
 				j++
 			}
 			if kw == "" {
-				kw = strings.ToLower(sql[i:j])
+				kw = keywordOf(sql[i:j])
 			}
 			i = j
 		default:
 			i++
 		}
 	}
-	if kw != "" || len(out) == 0 {
-		out = append(out, span{text: sql[start:], keyword: kw})
+	sc.pos, sc.seen = len(sql)+1, sc.seen+1
+	if kw == "" && sc.seen > 1 {
+		return span{}, false // trailing whitespace or comments after the last ';'
 	}
-	return out
+	return span{text: sql[start:], keyword: kw}, true
+}
+
+// keywords are the first words that matter; every other word is "other".
+// Matching them case-insensitively against constants keeps the scan free
+// of allocations.
+var keywords = []string{"begin", "start", "listen", "unlisten", "prepare", "execute",
+	"deallocate", "discard", "declare", "set", "reset", "create"}
+
+func keywordOf(word string) string {
+	for _, k := range keywords {
+		if len(k) == len(word) && strings.EqualFold(k, word) {
+			return k
+		}
+	}
+	return "other"
 }
 
 // skipQuoted returns the index just past the quoted token starting at i.
