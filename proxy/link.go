@@ -39,7 +39,6 @@ type link struct {
 	writers, cancels int
 	pumping          bool
 	stopping         bool
-	pumpDone         chan struct{}
 	// gotError: the server sent an error for the pending requests; if it
 	// then goes away, the client has already been told.
 	gotError bool
@@ -105,7 +104,7 @@ func (s *session) attach() (*link, error) {
 		return nil, err
 	}
 	st := stateOf(be, s.srv.opts.PreparedCacheSize)
-	l := &link{be: be, st: st, w: be.Writer(), txStatus: 'I'}
+	l := &link{be: be, st: st, w: be.Writer(), txStatus: 'I', q: queue{items: make([]pending, 0, 8)}}
 	s.mu.Lock()
 	sql := replaySQL(s.settings.values, st.settings)
 	s.mu.Unlock()
@@ -134,19 +133,35 @@ func (s *session) releasableLocked(l *link) bool {
 	return true
 }
 
+// startPump hands a link to the session's pump goroutine, starting that
+// goroutine on first use. One goroutine serves every link the session
+// attaches, in turn: cheaper than a goroutine per transaction, and a link's
+// pump cannot start before the previous one has finished writing.
 func (s *session) startPump(l *link) {
 	l.pumping = true
-	l.pumpDone = make(chan struct{})
-	go s.pump(l, l.pumpDone)
+	if s.pumps == nil {
+		s.pumps = make(chan *link, 1)
+		go s.pumpLoop(s.pumps)
+	}
+	s.pumpRuns.Add(1)
+	s.pumps <- l
+}
+
+// pumpLoop runs the pump for each link handed over by startPump. It ends
+// when session.finish closes the channel, after the last run has ended.
+func (s *session) pumpLoop(links <-chan *link) {
+	for l := range links {
+		s.pump(l)
+		s.pumpRuns.Done()
+	}
 }
 
 // pump copies a server's responses to the client. It is started by
-// acquire when a link has no pump, and ends (closing done) when the link is
-// released to the pool, when the session stops it (stopping, with a read
-// deadline to wake it), or when the server connection fails, which it
-// reports to the client itself.
-func (s *session) pump(l *link, done chan struct{}) {
-	defer close(done)
+// acquire when a link has no pump, and ends when the link is released to
+// the pool, when the session stops it (stopping, with a read deadline to
+// wake it), or when the server connection fails, which it reports to the
+// client itself.
+func (s *session) pump(l *link) {
 	r := l.st.r
 	for {
 		typ, n, err := r.Header()
@@ -164,13 +179,7 @@ func (s *session) pump(l *link, done chan struct{}) {
 		}
 		s.mu.Lock()
 		forward, synth := s.onServerMessage(l, typ, body)
-		exit, release := false, false
-		if s.mode != SessionMode && !s.pinned && l.idleLocked() {
-			// Nothing more will come. Release now, or leave it to the
-			// write or cancel still in flight (done, cancelQuery).
-			l.pumping, exit = false, true
-			release = s.releasableLocked(l)
-		}
+		exit := s.mode != SessionMode && !s.pinned && l.idleLocked()
 		// Take the client writer before letting go of mu, so replies reach
 		// the client in the order they were decided.
 		if typ == 'E' && forward && s.mode != SessionMode && l.txStatus == 'I' {
@@ -202,13 +211,30 @@ func (s *session) pump(l *link, done chan struct{}) {
 			s.pumpFailed(l, err)
 			return
 		}
-		if release {
-			l.be.Pool().Put(l.be)
-		}
-		if exit {
+		if exit && s.endPump(l) {
 			return
 		}
 	}
+}
+
+// endPump ends a pump run once the server owes the client nothing, now
+// that it is done with the server's reader (bodies borrow its buffer, so
+// nobody may take the connection before). It releases the link, or leaves
+// that to the write or cancel still in flight (done, cancelQuery). If the
+// client sent more in the meantime, the pump goes on.
+func (s *session) endPump(l *link) bool {
+	s.mu.Lock()
+	if !l.idleLocked() {
+		s.mu.Unlock()
+		return false
+	}
+	l.pumping = false
+	release := s.releasableLocked(l)
+	s.mu.Unlock()
+	if release {
+		l.be.Pool().Put(l.be)
+	}
+	return true
 }
 
 // onServerMessage updates the link for one server message and says whether
@@ -408,12 +434,11 @@ func (s *session) stopPump(l *link) {
 	s.mu.Lock()
 	l.stopping = true
 	running := l.pumping
-	done := l.pumpDone
 	s.mu.Unlock()
 	if running {
 		l.be.Net().SetReadDeadline(time.Unix(1, 0))
-		<-done
 	}
+	s.pumpRuns.Wait()
 	l.be.Net().SetReadDeadline(time.Time{})
 }
 

@@ -58,6 +58,12 @@ type session struct {
 	// pinned: the client made state that lives in its server session
 	// (transaction mode), so it keeps that server until it leaves.
 	pinned bool
+
+	// pumps feeds links to the session's pump goroutine; pumpRuns counts
+	// the runs handed over and not yet finished. Both belong to the session
+	// goroutine.
+	pumps    chan *link
+	pumpRuns sync.WaitGroup
 }
 
 func (s *Server) serveConn(c net.Conn) {
@@ -106,6 +112,9 @@ func (s *Server) serveConn(c net.Conn) {
 	ss.log.Debug("client connected")
 	err = ss.serve()
 	ss.finish()
+	if ss.pumps != nil {
+		close(ss.pumps)
+	}
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 		ss.log.Info("client disconnected", "err", err)
 	} else {

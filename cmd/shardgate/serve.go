@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"github.com/spf13/pflag"
@@ -39,6 +40,9 @@ func serve(args []string, stderr io.Writer) int {
 		return 1
 	}
 	log := newLogger(cfg.Log, stderr)
+	if cfg.Runtime.MaxProcs > 0 {
+		runtime.GOMAXPROCS(cfg.Runtime.MaxProcs)
+	}
 	srv, pools, err := build(cfg, log)
 	if err != nil {
 		log.Error("cannot start", "err", err)

@@ -41,6 +41,9 @@ func RenderShardgateConfig(listen string, poolSize int, primaries []string) stri
 		fmt.Fprintf(&b, "  - name: s%d\n    hosts:\n      - addr: %s\n        role: primary\n", i, addr)
 	}
 	b.WriteString("log:\n  level: warn\n  format: text\n")
+	// pgbouncer runs on one thread; shardgate gets one Go P likewise, which
+	// on this shared 2-core machine also spends the least on scheduling.
+	b.WriteString("runtime:\n  max_procs: 1\n")
 	return b.String()
 }
 

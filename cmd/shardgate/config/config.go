@@ -16,6 +16,17 @@ type Config struct {
 	Users   []User        `mapstructure:"users" yaml:"users"`
 	Shards  []Shard       `mapstructure:"shards" yaml:"shards"`
 	Log     LogConfig     `mapstructure:"log" yaml:"log"`
+	Runtime RuntimeConfig `mapstructure:"runtime" yaml:"runtime"`
+}
+
+// RuntimeConfig tunes the Go runtime shardgate runs on.
+type RuntimeConfig struct {
+	// MaxProcs bounds the OS threads running Go code at once (GOMAXPROCS);
+	// 0 uses every CPU. A proxy is I/O bound: on a host it shares with
+	// PostgreSQL or its clients, 1 or 2 spends less CPU per transaction
+	// on scheduling; a dedicated proxy host with many cores needs more to
+	// serve more clients.
+	MaxProcs int `mapstructure:"max_procs" yaml:"max_procs"`
 }
 
 // ListenConfig says where and how clients connect to shardgate.

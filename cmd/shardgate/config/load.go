@@ -47,6 +47,7 @@ var settings = []setting{
 	{"backend.ca_file", "PEM CA bundle for server certificates (empty: system roots)", func(c *Config) any { return c.Backend.CAFile }},
 	{"log.level", "log level: debug, info, warn or error", func(c *Config) any { return c.Log.Level }},
 	{"log.format", "log format: auto, text or json", func(c *Config) any { return c.Log.Format }},
+	{"runtime.max_procs", "max OS threads running Go code at once (0: all CPUs)", func(c *Config) any { return c.Runtime.MaxProcs }},
 }
 
 // envVar is the environment variable that sets key.

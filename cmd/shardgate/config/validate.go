@@ -76,6 +76,7 @@ func (c *Config) Validate() error {
 	c.validateShards(&v)
 	oneOf(&v, "log.level", c.Log.Level, LogDebug, LogInfo, LogWarn, LogError)
 	oneOf(&v, "log.format", c.Log.Format, LogFormatAuto, LogFormatText, LogFormatJSON)
+	v.atLeast("runtime.max_procs", c.Runtime.MaxProcs, 0)
 	if len(v.errs) == 0 {
 		return nil
 	}
