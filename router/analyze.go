@@ -24,6 +24,7 @@ const (
 	CmdDeallocate          // SQL-level DEALLOCATE
 	CmdDeclareHold         // DECLARE ... CURSOR WITH HOLD
 	CmdCreateTemp          // CREATE TEMP TABLE/VIEW/SEQUENCE ...
+	CmdSessionLock         // a call of pg_advisory_lock() and friends
 )
 
 // SessionScoped reports whether a command leaves state in the server
@@ -31,7 +32,7 @@ const (
 // the same server afterwards.
 func (c Command) SessionScoped() bool {
 	switch c {
-	case CmdListen, CmdPrepare, CmdDeclareHold, CmdCreateTemp:
+	case CmdListen, CmdPrepare, CmdDeclareHold, CmdCreateTemp, CmdSessionLock:
 		return true
 	}
 	return false
@@ -115,6 +116,9 @@ func Analyze(sql string) Analysis {
 func (a *Analysis) Plain() bool { return len(a.Statements) == 0 }
 
 func analyzeSpan(sp span) Statement {
+	if sp.sessionLock {
+		return Statement{Command: CmdSessionLock}
+	}
 	switch sp.keyword {
 	case "":
 		return Statement{Command: CmdEmpty}
@@ -297,6 +301,8 @@ func (c Command) String() string {
 		return "DECLARE ... WITH HOLD"
 	case CmdCreateTemp:
 		return "CREATE TEMP"
+	case CmdSessionLock:
+		return "a session-level advisory lock"
 	case CmdEmpty:
 		return "empty statement"
 	}

@@ -6,6 +6,9 @@ import "strings"
 type span struct {
 	text    string
 	keyword string // one of the keywords below, "other", or "" when empty
+	// sessionLock: the statement calls a session-level advisory lock
+	// function, whose lock outlives the transaction.
+	sessionLock bool
 }
 
 // split cuts a query string into statements (used by tests; Analyze uses
@@ -38,7 +41,7 @@ func (sc *scanner) next() (span, bool) {
 		return span{}, false
 	}
 	start, i := sc.pos, sc.pos
-	kw := ""
+	kw, lock := "", false
 	for i < len(sql) {
 		c := sql[i]
 		switch {
@@ -56,7 +59,7 @@ func (sc *scanner) next() (span, bool) {
 			i = skipDollar(sql, i)
 		case c == ';':
 			sc.pos, sc.seen = i+1, sc.seen+1
-			return span{text: sql[start:i], keyword: kw}, true
+			return span{text: sql[start:i], keyword: kw, sessionLock: lock}, true
 		case isIdentStart(c):
 			j := i + 1
 			for j < len(sql) && isIdentPart(sql[j]) {
@@ -64,6 +67,8 @@ func (sc *scanner) next() (span, bool) {
 			}
 			if kw == "" {
 				kw = keywordOf(sql[i:j])
+			} else if j-i >= len("pg_advisory_lock") && (sql[i] == 'p' || sql[i] == 'P') {
+				lock = lock || isSessionLock(sql[i:j])
 			}
 			i = j
 		default:
@@ -74,7 +79,21 @@ func (sc *scanner) next() (span, bool) {
 	if kw == "" && sc.seen > 1 {
 		return span{}, false // trailing whitespace or comments after the last ';'
 	}
-	return span{text: sql[start:], keyword: kw}, true
+	return span{text: sql[start:], keyword: kw, sessionLock: lock}, true
+}
+
+// sessionLocks are the advisory lock functions whose locks belong to the
+// session, not the transaction (the _xact_ variants are harmless).
+var sessionLocks = []string{"pg_advisory_lock", "pg_advisory_lock_shared",
+	"pg_try_advisory_lock", "pg_try_advisory_lock_shared"}
+
+func isSessionLock(word string) bool {
+	for _, f := range sessionLocks {
+		if len(f) == len(word) && strings.EqualFold(f, word) {
+			return true
+		}
+	}
+	return false
 }
 
 // keywords are the first words that matter; every other word is "other".

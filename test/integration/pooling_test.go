@@ -422,3 +422,29 @@ func TestStaleStatementAfterDDL(t *testing.T) {
 		}
 	}
 }
+
+// TestAdvisoryLockPins: a session-level advisory lock belongs to the
+// server session, so a transaction-mode client taking one is pinned and
+// can release it. Without the pin, b's transaction would take a's former
+// server (the pool reuses the last one returned) and a's unlock would run
+// on the other server and fail.
+func TestAdvisoryLockPins(t *testing.T) {
+	p := startProxy(t, proxy.TransactionMode, poolSize(2))
+	ctx := ctxT(t)
+	a, b := p.connect(t), p.connect(t)
+	if _, err := a.Exec(ctx, "select pg_advisory_lock(4242)"); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := b.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	var got bool
+	if err := tx.QueryRow(ctx, "select pg_try_advisory_lock(4242)").Scan(&got); err != nil || got {
+		t.Fatalf("b took a's lock (%v, %v)", got, err)
+	}
+	if err := a.QueryRow(ctx, "select pg_advisory_unlock(4242)").Scan(&got); err != nil || !got {
+		t.Fatalf("a could not release its own lock (%v, %v)", got, err)
+	}
+}
