@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -235,6 +236,38 @@ func TestProtocolNegotiation(t *testing.T) {
 		}
 		if e, ok := msg.(*pgproto3.ErrorResponse); ok {
 			t.Fatal(e.Message)
+		}
+	}
+}
+
+// TestGSSENCDeclined: a client asking for GSSAPI encryption is told 'N'
+// and may go on in plain text, as libpq does with gssencmode=prefer.
+func TestGSSENCDeclined(t *testing.T) {
+	p := startProxy(t, proxy.TransactionMode, func(c *proxyConfig) {
+		c.opts.Users["app"].Credential.Method = "trust"
+	})
+	c, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.Write(binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, 8), 80877104))
+	reply := make([]byte, 1)
+	if _, err := io.ReadFull(c, reply); err != nil || reply[0] != 'N' {
+		t.Fatalf("GSSENCRequest answered %q, %v", reply, err)
+	}
+	body := binary.BigEndian.AppendUint32(nil, 3<<16)
+	body = append(body, "user\x00app\x00database\x00app\x00\x00"...)
+	c.Write(append(binary.BigEndian.AppendUint32(nil, uint32(len(body)+4)), body...))
+	fe := pgproto3.NewFrontend(c, c)
+	for {
+		msg, err := fe.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
+			return
 		}
 	}
 }
