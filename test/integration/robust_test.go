@@ -199,9 +199,10 @@ func TestServerDeath(t *testing.T) {
 	}
 }
 
-// TestProtocolNegotiation: a client asking for protocol 3.9 with an
-// unknown _pq_ option is told we speak 3.0 and goes on.
-func TestProtocolNegotiation(t *testing.T) {
+// rawTrust starts a proxy whose user app needs no password and opens a
+// raw connection to it, for tests that speak the startup protocol by hand.
+func rawTrust(t *testing.T) net.Conn {
+	t.Helper()
 	p := startProxy(t, proxy.TransactionMode, func(c *proxyConfig) {
 		c.opts.Users["app"].Credential.Method = "trust"
 	})
@@ -209,14 +210,47 @@ func TestProtocolNegotiation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(5 * time.Second))
-	body := binary.BigEndian.AppendUint32(nil, 3<<16|9)
-	body = append(body, "user\x00app\x00database\x00app\x00_pq_.fancy\x00on\x00\x00"...)
+	return c
+}
+
+// sendStartup writes a StartupMessage for protocol 3.minor with the given
+// parameters (name, value, name, value, ...).
+func sendStartup(c net.Conn, minor uint32, params ...string) {
+	body := binary.BigEndian.AppendUint32(nil, 3<<16|minor)
+	for _, p := range params {
+		body = append(append(body, p...), 0)
+	}
+	body = append(body, 0)
 	w := bufio.NewWriter(c)
 	w.Write(binary.BigEndian.AppendUint32(nil, uint32(len(body)+4)))
 	w.Write(body)
 	w.Flush()
+}
+
+// awaitReady reads until ReadyForQuery, failing on an ErrorResponse.
+func awaitReady(t *testing.T, fe *pgproto3.Frontend) {
+	t.Helper()
+	for {
+		msg, err := fe.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch m := msg.(type) {
+		case *pgproto3.ReadyForQuery:
+			return
+		case *pgproto3.ErrorResponse:
+			t.Fatal(m.Message)
+		}
+	}
+}
+
+// TestProtocolNegotiation: a client asking for protocol 3.9 with an
+// unknown _pq_ option is told we speak 3.0 and goes on.
+func TestProtocolNegotiation(t *testing.T) {
+	c := rawTrust(t)
+	sendStartup(c, 9, "user", "app", "database", "app", "_pq_.fancy", "on")
 	fe := pgproto3.NewFrontend(c, c)
 	msg, err := fe.Receive()
 	if err != nil {
@@ -226,48 +260,18 @@ func TestProtocolNegotiation(t *testing.T) {
 	if !ok || npv.NewestMinorProtocol != 0 || len(npv.UnrecognizedOptions) != 1 || npv.UnrecognizedOptions[0] != "_pq_.fancy" {
 		t.Fatalf("got %#v", msg)
 	}
-	for {
-		msg, err := fe.Receive()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
-			return
-		}
-		if e, ok := msg.(*pgproto3.ErrorResponse); ok {
-			t.Fatal(e.Message)
-		}
-	}
+	awaitReady(t, fe)
 }
 
 // TestGSSENCDeclined: a client asking for GSSAPI encryption is told 'N'
 // and may go on in plain text, as libpq does with gssencmode=prefer.
 func TestGSSENCDeclined(t *testing.T) {
-	p := startProxy(t, proxy.TransactionMode, func(c *proxyConfig) {
-		c.opts.Users["app"].Credential.Method = "trust"
-	})
-	c, err := net.Dial("tcp", p.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c := rawTrust(t)
 	c.Write(binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, 8), 80877104))
 	reply := make([]byte, 1)
 	if _, err := io.ReadFull(c, reply); err != nil || reply[0] != 'N' {
 		t.Fatalf("GSSENCRequest answered %q, %v", reply, err)
 	}
-	body := binary.BigEndian.AppendUint32(nil, 3<<16)
-	body = append(body, "user\x00app\x00database\x00app\x00\x00"...)
-	c.Write(append(binary.BigEndian.AppendUint32(nil, uint32(len(body)+4)), body...))
-	fe := pgproto3.NewFrontend(c, c)
-	for {
-		msg, err := fe.Receive()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
-			return
-		}
-	}
+	sendStartup(c, 0, "user", "app", "database", "app")
+	awaitReady(t, pgproto3.NewFrontend(c, c))
 }
