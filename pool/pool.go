@@ -242,6 +242,11 @@ func (p *Pool) dialPgconn(ctx context.Context, k Key) (net.Conn, *Hello, error) 
 	cfg.User, cfg.Password, cfg.Database = k.User, p.opts.Password, k.Database
 	cfg.RuntimeParams = map[string]string{}
 	cfg.TLSConfig, cfg.Fallbacks = p.opts.TLS, nil
+	if tc := p.opts.TLS; tc != nil && !tc.InsecureSkipVerify && tc.ServerName == "" {
+		// One config serves every host: verify each against its own name.
+		cfg.TLSConfig = tc.Clone()
+		cfg.TLSConfig.ServerName = host
+	}
 	if p.opts.TLS != nil && p.opts.TLSFallback {
 		cfg.Fallbacks = []*pgconn.FallbackConfig{{Host: host, Port: uint16(port)}}
 	}

@@ -127,14 +127,18 @@ func (p *testProxy) connect(t testing.TB) *pgx.Conn {
 
 func connectDSN(t testing.TB, dsn string) *pgx.Conn {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := pgx.Connect(ctx, dsn)
+	c, err := connectDSNErr(dsn)
 	if err != nil {
 		t.Fatalf("connect %s: %v", dsn, err)
 	}
 	t.Cleanup(func() { c.Close(context.Background()) })
 	return c
+}
+
+func connectDSNErr(dsn string) (*pgx.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return pgx.Connect(ctx, dsn)
 }
 
 // direct opens a superuser connection straight to the primary.
