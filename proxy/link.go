@@ -249,6 +249,9 @@ func (s *session) onServerMessage(l *link, typ byte, body []byte) (forward bool,
 	case 'S':
 		var ps pgproto3.ParameterStatus
 		if ps.Decode(body) == nil {
+			if !hidden && h != nil && l.be.Params[ps.Name] != ps.Value {
+				s.settings.noteReported(ps.Name, ps.Value)
+			}
 			l.be.Params[ps.Name] = ps.Value
 		}
 		return !hidden, nil

@@ -21,6 +21,30 @@ type settings struct {
 	pending []router.SetEffect
 	// failed marks the current transaction as rolled back or failed.
 	failed bool
+	// reported are values the server reported (ParameterStatus) for
+	// settings the client changed without SET, e.g. with set_config().
+	reported map[string]string
+}
+
+// followReported are the settings a server reports when they change and a
+// client may set; read-only ones (server_version, is_superuser, ...) must
+// not be replayed.
+var followReported = map[string]bool{
+	"application_name": true, "client_encoding": true, "datestyle": true,
+	"intervalstyle": true, "timezone": true, "standard_conforming_strings": true,
+	"default_transaction_read_only": true, "search_path": true,
+}
+
+// noteReported records a ParameterStatus the client's own request caused.
+func (c *settings) noteReported(name, value string) {
+	name = strings.ToLower(name)
+	if !followReported[name] {
+		return
+	}
+	if c.reported == nil {
+		c.reported = map[string]string{}
+	}
+	c.reported[name] = value
 }
 
 func newSettings(startup map[string]string) settings {
@@ -41,11 +65,19 @@ func (c *settings) note(st *router.Statement, tag string) {
 // idle again, and mirrors them on the server's own record.
 func (c *settings) endTransaction(server map[string]string) {
 	if !c.failed {
+		// Reported values first: an explicit SET or RESET of the same
+		// setting says better what the client meant.
+		for k, v := range c.reported {
+			if cur, ok := c.values[k]; !ok || cur != v {
+				c.values[k], server[k] = v, v
+			}
+		}
 		for _, e := range c.pending {
 			c.apply(e, server)
 		}
 	}
 	c.pending = c.pending[:0]
+	clear(c.reported)
 	c.failed = false
 }
 

@@ -448,3 +448,39 @@ func TestAdvisoryLockPins(t *testing.T) {
 		t.Fatalf("a could not release its own lock (%v, %v)", got, err)
 	}
 }
+
+// TestSetConfigFollowsClient: a setting changed with set_config() rather
+// than SET follows the client to another server, as the server reported
+// it; one changed in a rolled-back transaction does not.
+func TestSetConfigFollowsClient(t *testing.T) {
+	p := startProxy(t, proxy.TransactionMode, poolSize(2))
+	ctx := ctxT(t)
+	a, b := p.connect(t), p.connect(t)
+	var pid1, pid2 uint32
+	if err := a.QueryRow(ctx, "select pg_backend_pid() from set_config('application_name', 'via-set-config', false)").Scan(&pid1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Exec(ctx, "begin; select set_config('TimeZone', 'Asia/Tokyo', false); rollback"); err != nil {
+		t.Fatal(err)
+	}
+	// b holds a's last server, so a must run on the other one.
+	tx, err := b.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	var held uint32
+	if err := tx.QueryRow(ctx, "select pg_backend_pid()").Scan(&held); err != nil {
+		t.Fatal(err)
+	}
+	var app, tz string
+	if err := a.QueryRow(ctx, "select pg_backend_pid(), current_setting('application_name'), current_setting('TimeZone')").Scan(&pid2, &app, &tz); err != nil {
+		t.Fatal(err)
+	}
+	if pid2 == held {
+		t.Fatalf("a ran on the held server %d: the test proves nothing", held)
+	}
+	if app != "via-set-config" || tz == "Asia/Tokyo" {
+		t.Fatalf("on server %d (was %d): application_name %q, TimeZone %q", pid2, pid1, app, tz)
+	}
+}
