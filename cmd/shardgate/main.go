@@ -1,9 +1,3 @@
-// Command shardgate is a sharding proxy for PostgreSQL.
-//
-//	shardgate [serve] --config FILE   run the proxy (the default command)
-//	shardgate check-config FILE       validate a config file and print it, secrets hidden
-//	shardgate gen-cert CERT KEY       write a self-signed TLS certificate for development
-//	shardgate version                 print the version
 package main
 
 import (
