@@ -189,3 +189,21 @@ func eventually(t testing.TB, d time.Duration, cond func() bool) bool {
 	}
 	return cond()
 }
+
+// waitIdle waits until every server connection the proxy has open is
+// idle in its pool. A server goes back to the pool just after its client
+// got the last response, so a test that relies on which server the pool
+// hands out next must wait for it.
+func (p *testProxy) waitIdle(t testing.TB) {
+	t.Helper()
+	if !eventually(t, 5*time.Second, func() bool {
+		for _, pl := range p.pools.All() {
+			if st := pl.Stats(); st.Idle != st.Open {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Fatal("server connections still busy")
+	}
+}
