@@ -29,10 +29,6 @@ func (e *Error) Unwrap() error { return e.Err }
 // SQLState returns the SQLSTATE for the client.
 func (e *Error) SQLState() string { return e.Code }
 
-// Retryable reports whether the same request may simply be tried again:
-// nothing reached a server.
-func (e *Error) Retryable() bool { return true }
-
 func checkoutTimeout(k Key, size int, waited time.Duration) *Error {
 	return &Error{
 		Code: "53300", // too_many_connections

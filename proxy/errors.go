@@ -34,10 +34,6 @@ func (e *Error) Unwrap() error { return e.Err }
 // SQLState returns the SQLSTATE code.
 func (e *Error) SQLState() string { return e.Code }
 
-func errorf(code, format string, args ...any) *Error {
-	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
-}
-
 // sqlStater is implemented by every error that knows its SQLSTATE (ours,
 // the pool's, the auth package's).
 type sqlStater interface {

@@ -216,14 +216,7 @@ func (s *session) parse(body []byte) error {
 // the responses. Should the server skip it (an earlier request of the
 // batch failed), the client's statement is forgotten, as the server would.
 func (s *session) replyParse(client string) error {
-	s.mu.Lock()
-	if l := s.link; l != nil && !l.q.empty() {
-		l.q.push(pending{synth: parseComplete(), clientStmt: client})
-		s.mu.Unlock()
-		return nil
-	}
-	s.mu.Unlock()
-	return s.reply(parseComplete())
+	return s.replyAs(pending{synth: parseComplete(), clientStmt: client})
 }
 
 // preparedLocked reports whether the server has a copy of cs usable by

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"log/slog"
@@ -149,13 +148,6 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// ClientCount returns the number of connected clients.
-func (s *Server) ClientCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.sessions)
-}
-
 func (s *Server) register(ss *session) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -204,8 +196,4 @@ func (s *Server) lookup(id uint32) *session {
 // pool returns the pool serving a user's statements on a shard's primary.
 func (s *Server) pool(u *User, database string, shard int) *pool.Pool {
 	return s.opts.Pools.Get(pool.Key{Addr: s.opts.Shards[shard].Primary, User: u.ServerUser, Database: database}, u.ServerPassword)
-}
-
-func (s *Server) checkout(ctx context.Context, u *User, database string, shard int) (*pool.Conn, error) {
-	return s.pool(u, database, shard).Get(ctx)
 }

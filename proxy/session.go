@@ -312,16 +312,20 @@ func (s *session) reject(kind byte, err error) error {
 
 // reply sends a reply the proxy makes itself (CloseComplete, ...), in its
 // place among the responses.
-func (s *session) reply(msg []byte) error {
+func (s *session) reply(msg []byte) error { return s.replyAs(pending{synth: msg}) }
+
+// replyAs queues p, a reply made by the proxy, behind the responses still
+// due, or writes it at once if none are.
+func (s *session) replyAs(p pending) error {
 	s.mu.Lock()
 	if s.link != nil && !s.link.q.empty() {
-		s.link.q.push(pending{synth: msg})
+		s.link.q.push(p)
 		s.mu.Unlock()
 		return nil
 	}
 	s.outMu.Lock()
 	s.mu.Unlock()
-	s.out.Write(msg)
+	s.out.Write(p.synth)
 	var err error
 	if s.in.Buffered() == 0 {
 		err = s.out.Flush()

@@ -26,7 +26,6 @@ const (
 	codeCancel  = 80877102
 	codeSSL     = 80877103
 	codeGSSENC  = 80877104
-	protocol30  = 3 << 16
 	majorMask   = 0xffff0000
 	protoMajor3 = 3 << 16
 )
