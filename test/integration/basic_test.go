@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/shardgate/shardgate/proxy"
 )
@@ -87,26 +89,52 @@ func TestProtocols(t *testing.T) {
 	}
 }
 
-// TestPortalSuspension reads a result in chunks with Execute row limits.
+// TestPortalSuspension reads a result in chunks with Execute row limits
+// (PortalSuspended between them), and with a cursor's FETCH.
 func TestPortalSuspension(t *testing.T) {
 	for _, mode := range []proxy.PoolMode{proxy.TransactionMode, proxy.SessionMode} {
 		t.Run(mode.String(), func(t *testing.T) {
 			p := startProxy(t, mode)
-			c := p.connect(t)
+
+			c := login(t, p.addr)
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			fe := pgproto3.NewFrontend(c, c)
+			fe.Send(&pgproto3.Parse{Query: "select g from generate_series(1, 10) g"})
+			fe.Send(&pgproto3.Bind{})
+			fe.Send(&pgproto3.Execute{MaxRows: 4})
+			fe.Send(&pgproto3.Execute{})
+			fe.Send(&pgproto3.Sync{})
+			if err := fe.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for done := false; !done; {
+				msg, err := fe.Receive()
+				if err != nil {
+					t.Fatal(err)
+				}
+				switch m := msg.(type) {
+				case *pgproto3.DataRow:
+					got = append(got, string(m.Values[0]))
+				case *pgproto3.PortalSuspended:
+					got = append(got, "suspended")
+				case *pgproto3.CommandComplete:
+					got = append(got, string(m.CommandTag))
+				case *pgproto3.ErrorResponse:
+					t.Fatal(m.Message)
+				case *pgproto3.ReadyForQuery:
+					done = true
+				}
+			}
+			want := "1 2 3 4 suspended 5 6 7 8 9 10 SELECT 6"
+			if strings.Join(got, " ") != want {
+				t.Fatalf("got  %s\nwant %s", strings.Join(got, " "), want)
+			}
+
+			conn := p.connect(t)
 			ctx := ctxT(t)
-			pc := c.PgConn()
-			if _, err := pc.Exec(ctx, "begin").ReadAll(); err != nil {
-				t.Fatal(err)
-			}
-			sd, err := pc.Prepare(ctx, "gen", "select g from generate_series(1, 10) g", nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_ = sd
-			// pgconn has no public row-limited Execute; a named cursor is
-			// the SQL-level way to fetch in chunks, and exercises the same
-			// server-side portal.
-			if _, err := pc.Exec(ctx, "declare cur cursor for select g from generate_series(1, 10) g").ReadAll(); err != nil {
+			pc := conn.PgConn()
+			if _, err := pc.Exec(ctx, "begin; declare cur cursor for select g from generate_series(1, 10) g").ReadAll(); err != nil {
 				t.Fatal(err)
 			}
 			res, err := pc.Exec(ctx, "fetch 4 from cur").ReadAll()
