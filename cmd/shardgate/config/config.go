@@ -15,6 +15,8 @@ type Config struct {
 	Backend BackendConfig `mapstructure:"backend" yaml:"backend"`
 	Users   []User        `mapstructure:"users" yaml:"users"`
 	Shards  []Shard       `mapstructure:"shards" yaml:"shards"`
+	Routing RoutingConfig `mapstructure:"routing" yaml:"routing"`
+	Monitor MonitorConfig `mapstructure:"monitor" yaml:"monitor"`
 	Log     LogConfig     `mapstructure:"log" yaml:"log"`
 	Runtime RuntimeConfig `mapstructure:"runtime" yaml:"runtime"`
 }
@@ -240,6 +242,23 @@ func Default() *Config {
 			ConnectTimeout: 5 * time.Second,
 			TLS:            ServerTLSDisable,
 		},
+		Routing: RoutingConfig{
+			ReplicaReads:   ReplicaReadsOn,
+			ReplicaChoice:  ChoiceRoundRobin,
+			ReadYourWrites: RYWLSN,
+			RYWWait:        50 * time.Millisecond,
+			RYWWindow:      5 * time.Second,
+			ParseCacheSize: 10000,
+		},
+		Monitor: MonitorConfig{
+			Interval:           100 * time.Millisecond,
+			Timeout:            time.Second,
+			BanMin:             250 * time.Millisecond,
+			BanMax:             10 * time.Second,
+			MaxReplicaLag:      10 * time.Second,
+			MaxReplicaLagBytes: 64 * Megabyte,
+			Database:           "postgres",
+		},
 		Log: LogConfig{Level: LogInfo, Format: LogFormatAuto},
 	}
 }
@@ -259,6 +278,8 @@ func (c *Config) User(name string) *User {
 // replaced by "******", for check-config and logs.
 func (c *Config) Redacted() *Config {
 	r := *c
+	r.Routing.WriteFunctions = slices.Clone(c.Routing.WriteFunctions)
+	r.Monitor.Password = redact(c.Monitor.Password)
 	if c.Users != nil {
 		r.Users = make([]User, len(c.Users))
 		for i, u := range c.Users {
@@ -294,12 +315,7 @@ func (c *Config) applyItemDefaults() {
 		if u.Auth == "" {
 			u.Auth = AuthSCRAM
 		}
-		if u.ServerUser == "" {
-			u.ServerUser = u.Name
-		}
-		if u.ServerPassword == "" {
-			u.ServerPassword = u.Password
-		}
+		u.ServerUser, u.ServerPassword = u.serverCredentials()
 	}
 	for i := range c.Shards {
 		for j := range c.Shards[i].Hosts {
@@ -308,4 +324,19 @@ func (c *Config) applyItemDefaults() {
 			}
 		}
 	}
+}
+
+// serverCredentials returns the role and password u logs in to the
+// servers with, defaulted from Name and Password. Load stores the result,
+// but a Config built in code may not have, and it must get the same
+// answer.
+func (u *User) serverCredentials() (user, password string) {
+	user, password = u.ServerUser, u.ServerPassword
+	if user == "" {
+		user = u.Name
+	}
+	if password == "" {
+		password = u.Password
+	}
+	return user, password
 }

@@ -166,8 +166,17 @@ func yamlKeys(prefix string, v any, out map[string]bool) {
 			yamlKeys(prefix+"."+k, child, out)
 		}
 	case []any:
+		// A list of scalars, empty or not, is one key, as a list of
+		// records is one key per field.
+		scalars := true
 		for _, child := range v {
-			yamlKeys(prefix+"[]", child, out)
+			if _, ok := child.(map[string]any); ok {
+				yamlKeys(prefix+"[]", child, out)
+				scalars = false
+			}
+		}
+		if scalars {
+			out[strings.TrimPrefix(prefix, ".")] = true
 		}
 	default:
 		out[strings.TrimPrefix(prefix, ".")] = true
@@ -181,7 +190,7 @@ func structKeys(prefix string, t reflect.Type, out map[string]bool) {
 		switch {
 		case f.Type.Kind() == reflect.Struct:
 			structKeys(key, f.Type, out)
-		case f.Type.Kind() == reflect.Slice:
+		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct:
 			structKeys(key+"[]", f.Type.Elem(), out)
 		default:
 			out[strings.TrimPrefix(key, ".")] = true
@@ -295,6 +304,12 @@ func TestRegisterFlags(t *testing.T) {
 	for _, s := range settings {
 		t.Run(s.key, func(t *testing.T) {
 			f := fs.Lookup(s.key)
+			if envOnly[s.key] {
+				if f != nil {
+					t.Error("a secret has a flag, which ps would show")
+				}
+				return
+			}
 			if f == nil {
 				t.Fatal("flag not defined")
 			}

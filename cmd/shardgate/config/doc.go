@@ -10,11 +10,13 @@
 //     SHARDGATE_POOL_MODE=session or SHARDGATE_POOL_CHECKOUT_TIMEOUT=2s;
 //  4. command-line flags defined by [RegisterFlags] and named after the key
 //     path, such as --pool.mode or --listen.addr; only flags the user
-//     actually set take part.
+//     actually set take part. Secrets (monitor.password) have no flag,
+//     since any local user can read a process's arguments.
 //
-// The users and shards lists can only be set in the file: a list of
-// records does not fit in a flag or an environment variable without an
-// ad-hoc encoding that would be harder to get right than the YAML.
+// The users and shards lists, and routing.write_functions, can only be set
+// in the file: a list does not fit in a flag or an environment variable
+// without an ad-hoc encoding that would be harder to get right than the
+// YAML.
 //
 // [Load] reports every problem it finds at once, each naming the exact key
 // path (such as shards[1].hosts[0].addr) and what was expected, so that a

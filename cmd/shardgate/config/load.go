@@ -45,10 +45,30 @@ var settings = []setting{
 	{"backend.connect_timeout", "max time to connect to a server", func(c *Config) any { return c.Backend.ConnectTimeout }},
 	{"backend.tls", "server TLS: disable, prefer, require or verify-full", func(c *Config) any { return c.Backend.TLS }},
 	{"backend.ca_file", "PEM CA bundle for server certificates (empty: system roots)", func(c *Config) any { return c.Backend.CAFile }},
+	{"routing.replica_reads", "reads to replicas: on, off or include_primary", func(c *Config) any { return c.Routing.ReplicaReads }},
+	{"routing.replica_choice", "replica picked: round_robin, least_connections or random", func(c *Config) any { return c.Routing.ReplicaChoice }},
+	{"routing.zone", "this shardgate's zone; replicas in it are preferred (empty: none)", func(c *Config) any { return c.Routing.Zone }},
+	{"routing.read_your_writes", "read-your-writes: lsn, time or off", func(c *Config) any { return c.Routing.ReadYourWrites }},
+	{"routing.ryw_wait", "lsn mode: max wait for a replica to catch up (0: none, at most 10s)", func(c *Config) any { return c.Routing.RYWWait }},
+	{"routing.ryw_window", "time mode: reads go to the primary this long after a write", func(c *Config) any { return c.Routing.RYWWindow }},
+	{"routing.parse_cache_size", "parsed statements remembered for routing", func(c *Config) any { return c.Routing.ParseCacheSize }},
+	{"monitor.interval", "how often each host's role and WAL position are checked (>= 10ms)", func(c *Config) any { return c.Monitor.Interval }},
+	{"monitor.timeout", "max time for one check", func(c *Config) any { return c.Monitor.Timeout }},
+	{"monitor.ban_min", "first ban of a host that fails a check", func(c *Config) any { return c.Monitor.BanMin }},
+	{"monitor.ban_max", "longest ban, reached by doubling monitor.ban_min", func(c *Config) any { return c.Monitor.BanMax }},
+	{"monitor.max_replica_lag", "replicas further behind take no reads (0: no limit)", func(c *Config) any { return c.Monitor.MaxReplicaLag }},
+	{"monitor.max_replica_lag_bytes", "same in bytes of WAL, such as 64MB (0: no limit)", func(c *Config) any { return c.Monitor.MaxReplicaLagBytes }},
+	{"monitor.user", "role of the monitor's connections (empty: the first user's server_user)", func(c *Config) any { return c.Monitor.User }},
+	{"monitor.password", "password of monitor.user", func(c *Config) any { return c.Monitor.Password }},
+	{"monitor.database", "database the monitor connects to", func(c *Config) any { return c.Monitor.Database }},
 	{"log.level", "log level: debug, info, warn or error", func(c *Config) any { return c.Log.Level }},
 	{"log.format", "log format: auto, text or json", func(c *Config) any { return c.Log.Format }},
 	{"runtime.max_procs", "max OS threads running Go code at once (0: all CPUs)", func(c *Config) any { return c.Runtime.MaxProcs }},
 }
+
+// envOnly are the settings that get no flag: they are secrets, and a
+// process's arguments are visible to every local user (ps, /proc).
+var envOnly = map[string]bool{"monitor.password": true}
 
 // envVar is the environment variable that sets key.
 func envVar(key string) string {
@@ -57,11 +77,15 @@ func envVar(key string) string {
 
 // RegisterFlags defines one flag per scalar key on fs, named after the key
 // (--listen.addr, --pool.mode, --pool.size, --log.level, ...), with the
-// built-in defaults. Pass the same fs to Load after parsing. It panics, as
+// built-in defaults, except for secrets, which are read from the
+// environment only. Pass the same fs to Load after parsing. It panics, as
 // pflag does, if fs already has one of these flags.
 func RegisterFlags(fs *pflag.FlagSet) {
 	def := Default()
 	for _, s := range settings {
+		if envOnly[s.key] {
+			continue
+		}
 		usage := fmt.Sprintf("%s (env %s)", s.usage, envVar(s.key))
 		switch v := reflect.ValueOf(s.get(def)); {
 		case v.Type() == durationType:
@@ -69,7 +93,8 @@ func RegisterFlags(fs *pflag.FlagSet) {
 		case v.Kind() == reflect.Int:
 			fs.Int(s.key, int(v.Int()), usage)
 		default:
-			fs.String(s.key, v.String(), usage)
+			// Sizes and enums are read as text, as in the file.
+			fs.String(s.key, fmt.Sprint(v.Interface()), usage)
 		}
 	}
 }
@@ -93,7 +118,7 @@ func Load(path string, flags *pflag.FlagSet) (*Config, error) {
 		if err := v.BindEnv(s.key, envVar(s.key)); err != nil {
 			return nil, err
 		}
-		if flags == nil {
+		if flags == nil || envOnly[s.key] {
 			continue
 		}
 		if f := flags.Lookup(s.key); f != nil {
@@ -239,7 +264,12 @@ func lineHasTab(data []byte, n int) bool {
 	return n >= 1 && n <= len(lines) && bytes.ContainsRune(lines[n-1], '\t')
 }
 
-var durationType = reflect.TypeFor[time.Duration]()
+var (
+	durationType       = reflect.TypeFor[time.Duration]()
+	byteSizeType       = reflect.TypeFor[ByteSize]()
+	replicaReadsType   = reflect.TypeFor[ReplicaReads]()
+	readYourWritesType = reflect.TypeFor[ReadYourWrites]()
+)
 
 // decodeHook converts every scalar itself, instead of relying on
 // mapstructure's weak typing, so that messages say what was expected in
@@ -250,6 +280,16 @@ func decodeHook(from, to reflect.Type, data any) (any, error) {
 	switch {
 	case to == durationType:
 		return toDuration(from, data)
+	case to == byteSizeType:
+		return toByteSize(from, data)
+	case to == replicaReadsType:
+		return toReplicaReads(from, data)
+	case to == readYourWritesType && from.Kind() == reflect.Bool:
+		// Unquoted off is a boolean in YAML 1.1; true has no meaning here.
+		if !reflect.ValueOf(data).Bool() {
+			return string(RYWOff), nil
+		}
+		return nil, &typeError{want: "lsn, time or off", got: data}
 	case to.Kind() == reflect.String:
 		if from.Kind() != reflect.String {
 			return nil, &typeError{want: "a string", got: data, hint: " (put it in quotes)"}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -74,6 +75,8 @@ func (c *Config) Validate() error {
 	c.validateBackend(&v)
 	c.validateUsers(&v)
 	c.validateShards(&v)
+	c.validateRouting(&v)
+	c.validateMonitor(&v)
 	oneOf(&v, "log.level", c.Log.Level, LogDebug, LogInfo, LogWarn, LogError)
 	oneOf(&v, "log.format", c.Log.Format, LogFormatAuto, LogFormatText, LogFormatJSON)
 	v.atLeast("runtime.max_procs", c.Runtime.MaxProcs, 0)
@@ -342,4 +345,77 @@ func (c *Config) validateShards(v *validator) {
 			}
 		}
 	}
+}
+
+// maxRYWWait bounds routing.ryw_wait: a read that waits longer for a
+// replica than a trip to the primary takes gains nothing by waiting, and
+// a large value would turn a lagging replica into stalled clients.
+const maxRYWWait = 10 * time.Second
+
+// minMonitorInterval bounds monitor.interval: below it, checks of many
+// hosts would load the servers more than they protect them.
+const minMonitorInterval = 10 * time.Millisecond
+
+// funcNameRE is an unqualified function name as the parser reports it:
+// unquoted identifiers are folded to lower case.
+var funcNameRE = regexp.MustCompile(`^[a-z0-9_]+$`)
+
+func (c *Config) validateRouting(v *validator) {
+	r := c.Routing
+	choice(v, "routing.replica_reads", r.ReplicaReads, ReplicaReadsOn, ReplicaReadsOff, ReplicaReadsIncludePrimary)
+	choice(v, "routing.replica_choice", r.ReplicaChoice, ChoiceRoundRobin, ChoiceLeastConnections, ChoiceRandom)
+	choice(v, "routing.read_your_writes", r.ReadYourWrites, RYWLSN, RYWTime, RYWOff)
+	if r.RYWWait < 0 || r.RYWWait > maxRYWWait {
+		v.add("routing.ryw_wait", "expected a duration from 0 to %s such as 50ms (0 means no wait), got %s", maxRYWWait, r.RYWWait)
+	}
+	v.positive("routing.ryw_window", r.RYWWindow, "5s")
+	v.atLeast("routing.parse_cache_size", r.ParseCacheSize, 1)
+	for i, f := range r.WriteFunctions {
+		if !funcNameRE.MatchString(f) {
+			v.add(fmt.Sprintf("routing.write_functions[%d]", i), "expected a function name (lower-case letters, digits, _), got %q", f)
+		}
+	}
+}
+
+func (c *Config) validateMonitor(v *validator) {
+	m := c.Monitor
+	if m.Interval < minMonitorInterval {
+		v.add("monitor.interval", "expected a duration >= %s such as 100ms, got %s", minMonitorInterval, m.Interval)
+	}
+	v.positive("monitor.timeout", m.Timeout, "1s")
+	switch {
+	case m.BanMax <= 0:
+		v.positive("monitor.ban_max", m.BanMax, "10s")
+		v.positive("monitor.ban_min", m.BanMin, "250ms")
+	case m.BanMin <= 0 || m.BanMin > m.BanMax:
+		v.add("monitor.ban_min", "expected a duration > 0 and <= monitor.ban_max (%s), got %s", m.BanMax, m.BanMin)
+	}
+	if m.MaxReplicaLag < 0 {
+		v.add("monitor.max_replica_lag", "expected a duration >= 0 such as 10s (0 means no limit), got %s", m.MaxReplicaLag)
+	}
+	if m.MaxReplicaLagBytes < 0 {
+		v.add("monitor.max_replica_lag_bytes", "expected a size >= 0 such as 64MB (0 means no limit), got %s", m.MaxReplicaLagBytes)
+	}
+	// Without a user, the password would silently go with the first
+	// user's server_user, which is unlikely to be what was meant.
+	if m.User == "" && m.Password != "" {
+		v.add("monitor.password", "set without monitor.user (value not shown); set both, or neither to use the first user's server credentials")
+	}
+	if m.Database == "" {
+		v.add("monitor.database", "required (default postgres)")
+	}
+}
+
+// choice is oneOf for the routing and monitor keys, whose messages read
+// as a sentence: "expected on, off or include_primary".
+func choice[T ~string](v *validator, key string, got T, allowed ...T) {
+	if slices.Contains(allowed, got) {
+		return
+	}
+	names := make([]string, len(allowed))
+	for i, a := range allowed {
+		names[i] = string(a)
+	}
+	last := len(names) - 1
+	v.add(key, "expected %s or %s, got %q", strings.Join(names[:last], ", "), names[last], got)
 }
