@@ -1,12 +1,6 @@
 package router
 
-import (
-	"fmt"
-	"strconv"
-	"strings"
-
-	pg_query "github.com/pganalyze/pg_query_go/v5"
-)
+import "fmt"
 
 // Command is what a statement means for pooling and session state.
 type Command uint8
@@ -16,7 +10,7 @@ const (
 	CmdOther       Command = iota
 	CmdEmpty               // only whitespace or comments
 	CmdSet                 // SET / RESET / SET TIME ZONE / SET ROLE ...; see Statement.Set
-	CmdBegin               // BEGIN, START TRANSACTION
+	CmdBegin               // BEGIN, START TRANSACTION; see Statement.TxAccess
 	CmdDiscardAll          // DISCARD ALL
 	CmdListen              // LISTEN / UNLISTEN
 	CmdPrepare             // SQL-level PREPARE
@@ -25,6 +19,16 @@ const (
 	CmdDeclareHold         // DECLARE ... CURSOR WITH HOLD
 	CmdCreateTemp          // CREATE TEMP TABLE/VIEW/SEQUENCE ...
 	CmdSessionLock         // a call of pg_advisory_lock() and friends
+	// CmdCommit is COMMIT or END (not COMMIT PREPARED); see Statement.Chain.
+	CmdCommit
+	// CmdRollback is ROLLBACK or ABORT (not ROLLBACK TO SAVEPOINT, nor
+	// ROLLBACK PREPARED); see Statement.Chain.
+	CmdRollback
+	// CmdSetTransaction is SET TRANSACTION ...; see Statement.TxAccess.
+	CmdSetTransaction
+	// CmdShow is SHOW; see Statement.Show.
+	CmdShow
+	numCommands
 )
 
 // SessionScoped reports whether a command leaves state in the server
@@ -37,6 +41,33 @@ func (c Command) SessionScoped() bool {
 	}
 	return false
 }
+
+// TxAccess is the access mode a BEGIN or SET TRANSACTION asks for.
+type TxAccess uint8
+
+// Access modes.
+const (
+	// TxDefault: the statement does not say; the session's
+	// default_transaction_read_only applies.
+	TxDefault TxAccess = iota
+	// TxReadOnly is READ ONLY.
+	TxReadOnly
+	// TxReadWrite is READ WRITE.
+	TxReadWrite
+)
+
+// Hint is a routing override written in a comment.
+type Hint uint8
+
+// Hints, from /* shardgate: role=primary */ or -- shardgate: role=replica.
+const (
+	// HintNone: no hint in the text.
+	HintNone Hint = iota
+	// HintPrimary asks for the primary; it wins when a text has both.
+	HintPrimary
+	// HintReplica asks for a replica.
+	HintReplica
+)
 
 // SetEffect is a change a SET or RESET makes to the session's settings.
 type SetEffect struct {
@@ -58,11 +89,31 @@ type Statement struct {
 	Command Command
 	// Set is filled for CmdSet.
 	Set *SetEffect
+	// Show is the parameter a CmdShow reads, as the server names it:
+	// unquoted names lower-cased, quoted ones as written, "all" for SHOW
+	// ALL, "timezone" for SHOW TIME ZONE.
+	Show string
+	// TxAccess is the access mode of a CmdBegin or CmdSetTransaction.
+	TxAccess TxAccess
+	// Chain is set for COMMIT AND CHAIN and ROLLBACK AND CHAIN, which
+	// start a new transaction at once: the session stays in one.
+	Chain bool
+	// Write reports that the statement may change data, or needs state
+	// only the primary has: it must not run on a replica.
+	Write bool
 }
 
 // Analysis describes a query string, statement by statement, in order.
+// Results are shared (the parse cache hands out one Analysis to every
+// caller of the same text): treat Statements and what it points to as
+// read-only.
 type Analysis struct {
 	Statements []Statement
+	// Write reports that some statement may change data; it is set even
+	// when Statements is nil.
+	Write bool
+	// Hint is the routing override found in the text's comments.
+	Hint Hint
 }
 
 // HasCommand reports whether any statement is cmd.
@@ -75,209 +126,183 @@ func (a *Analysis) HasCommand(cmd Command) bool {
 	return false
 }
 
+// Plain reports whether nothing in the text needs the proxy's attention.
+func (a *Analysis) Plain() bool { return len(a.Statements) == 0 }
+
+// Options configure a Router.
+type Options struct {
+	// CacheSize bounds the parse cache (entries); default 10000. A
+	// negative size turns the cache off.
+	CacheSize int
+	// WriteFunctions are extra function names (lower case, unqualified)
+	// whose calls make a statement a write.
+	WriteFunctions []string
+}
+
+// DefaultCacheSize is the parse cache's size when Options leave it 0.
+const DefaultCacheSize = 10000
+
+// Router analyses query strings. It is safe for concurrent use.
+type Router struct {
+	fns   *funcSet
+	cache *cache // nil when off
+}
+
+// New returns a Router configured by o.
+func New(o Options) *Router {
+	r := &Router{fns: defaultFuncs}
+	if len(o.WriteFunctions) > 0 {
+		r.fns = newFuncSet(o.WriteFunctions)
+	}
+	size := o.CacheSize
+	if size == 0 {
+		size = DefaultCacheSize
+	}
+	if size > 0 {
+		r.cache = newCache(size)
+	}
+	return r
+}
+
+var defaultRouter = New(Options{})
+
+// Analyze describes the statements of sql with a Router that has the
+// default Options.
+func Analyze(sql string) Analysis { return defaultRouter.Analyze(sql) }
+
 // Analyze describes the statements of sql. Text the parser rejects is
-// described as CmdOther: the server will report the syntax error itself.
-func Analyze(sql string) Analysis {
-	// Most statements are nothing special: they leave Statements nil and
-	// cost no allocation. The list is built only once a special statement
-	// appears, with the plain ones before it, because statement i must be
-	// the one the i-th CommandComplete reports.
-	var a Analysis
-	plain, empty := 0, true
-	sc := scanner{sql: sql}
+// described as CmdOther and a write: the server will report the syntax
+// error itself. The result keeps no reference to sql, so sql may be a
+// view of a buffer that is reused afterwards.
+func (r *Router) Analyze(sql string) Analysis {
+	// A first pass with the lexer alone decides most texts without
+	// allocating: plain statements leave Statements nil, and only texts
+	// with a statement the lexer cannot settle go to the cache, and on a
+	// miss to the parser.
+	var write, special, parse bool
+	n := 0
+	sc := scanner{sql: sql, fns: r.fns}
 	for {
 		sp, ok := sc.next()
 		if !ok {
 			break
 		}
-		st := analyzeSpan(sp)
-		switch {
-		case st.Command == CmdEmpty:
+		v := prefilter(&sp)
+		if v.st.Command == CmdEmpty {
 			// The server answers empty statements of a longer string
 			// with nothing, so they do not count.
-		case st.Command == CmdOther && a.Statements == nil:
-			plain++
-			empty = false
-		default:
-			if a.Statements == nil {
-				a.Statements = make([]Statement, plain, plain+2)
-			}
-			a.Statements = append(a.Statements, st)
-			empty = false
+			continue
 		}
+		n++
+		write = write || v.st.Write
+		special = special || v.st.Command != CmdOther
+		parse = parse || v.parse
 	}
-	if empty {
-		a.Statements = []Statement{{Command: CmdEmpty}}
+	switch {
+	case parse:
+		if r.cache != nil {
+			if a, ok := r.cache.get(sql); ok {
+				return a
+			}
+		}
+	case n == 0:
+		return Analysis{Statements: shared(Statement{Command: CmdEmpty}), Hint: sc.hint}
+	case !special:
+		return Analysis{Write: write, Hint: sc.hint}
+	}
+	a := r.build(sql, n)
+	a.Hint = sc.hint
+	if parse && r.cache != nil {
+		r.cache.put(sql, a)
 	}
 	return a
 }
 
-// Plain reports whether nothing in the text needs the proxy's attention.
-func (a *Analysis) Plain() bool { return len(a.Statements) == 0 }
-
-func analyzeSpan(sp span) Statement {
-	if sp.sessionLock {
-		return Statement{Command: CmdSessionLock}
-	}
-	switch sp.keyword {
-	case "":
-		return Statement{Command: CmdEmpty}
-	case "other":
-		return Statement{}
-	case "begin", "start":
-		return Statement{Command: CmdBegin}
-	case "listen", "unlisten":
-		return Statement{Command: CmdListen}
-	case "prepare":
-		// PREPARE TRANSACTION is two-phase commit, not a statement.
-		if secondKeyword(sp.text) == "transaction" {
-			return Statement{}
+// build analyses the n statements of sql fully, parsing where needed.
+// Statements stays nil unless one of them is special; otherwise it lists
+// them all, plain ones included, because statement i must be the one the
+// i-th CommandComplete reports.
+func (r *Router) build(sql string, n int) Analysis {
+	var (
+		a       Analysis
+		first   Statement // the only one when n == 1: no list to allocate
+		list    []Statement
+		special bool
+	)
+	sc := scanner{sql: sql, fns: r.fns}
+	for {
+		sp, ok := sc.next()
+		if !ok {
+			break
 		}
-		return Statement{Command: CmdPrepare}
-	case "execute":
-		return Statement{Command: CmdExecute}
-	case "deallocate":
-		return Statement{Command: CmdDeallocate}
-	case "discard":
-		if secondKeyword(sp.text) == "all" {
-			return Statement{Command: CmdDiscardAll}
+		v := prefilter(&sp)
+		st := v.st
+		if v.parse {
+			st = parseSpan(&sp, v.typed, r.fns)
 		}
-		return Statement{}
-	case "declare":
-		if hasHold(sp.text) {
-			return Statement{Command: CmdDeclareHold}
-		}
-		return Statement{}
-	case "set", "reset":
-		return analyzeSet(sp.text)
-	case "create":
-		if createsTemp(sp.text) {
-			return Statement{Command: CmdCreateTemp}
-		}
-		return Statement{}
-	}
-	return Statement{}
-}
-
-func secondKeyword(text string) string {
-	f := strings.Fields(text)
-	if len(f) < 2 {
-		return ""
-	}
-	return strings.ToLower(strings.TrimRight(f[1], ";"))
-}
-
-// createsTemp spots CREATE [OR REPLACE] [GLOBAL|LOCAL] TEMP[ORARY] ...
-// and objects created in the pg_temp schema (UNLOGGED is not temporary).
-func createsTemp(text string) bool {
-	lower := strings.ToLower(text)
-	if strings.Contains(lower, "pg_temp.") {
-		return true // CREATE TYPE pg_temp.x, CREATE FUNCTION pg_temp.f ...
-	}
-	f := strings.Fields(lower)
-	for i := 1; i < len(f) && i < 6; i++ {
-		switch f[i] {
-		case "temp", "temporary":
-			return true
-		case "or", "replace", "global", "local":
+		if st.Command == CmdEmpty {
 			continue
 		}
-		return false
-	}
-	return false
-}
-
-func hasHold(text string) bool {
-	return strings.Contains(strings.ToLower(text), " with hold")
-}
-
-// analyzeSet uses the real parser: SET's value syntax (lists, quoting,
-// TIME ZONE, LOCAL, TO DEFAULT) is too varied to guess.
-func analyzeSet(text string) Statement {
-	res, err := pg_query.Parse(text)
-	if err != nil || len(res.Stmts) != 1 {
-		return Statement{}
-	}
-	vs := res.Stmts[0].GetStmt().GetVariableSetStmt()
-	if vs == nil {
-		// SET TRANSACTION, SET CONSTRAINTS, SET SESSION CHARACTERISTICS...
-		// are VariableSetStmt too, but e.g. SET SESSION AUTHORIZATION is
-		// parsed differently: anything else is left alone.
-		return Statement{}
-	}
-	eff := &SetEffect{Name: strings.ToLower(vs.Name), Local: vs.IsLocal}
-	switch vs.Kind {
-	case pg_query.VariableSetKind_VAR_SET_VALUE:
-		v, ok := settingValue(eff.Name, vs.Args)
-		if !ok {
-			return Statement{}
+		a.Write = a.Write || st.Write
+		special = special || st.Command != CmdOther
+		if n == 1 {
+			first = st
+			continue
 		}
-		eff.Value = v
-	case pg_query.VariableSetKind_VAR_SET_DEFAULT, pg_query.VariableSetKind_VAR_RESET:
-		eff.Reset = true
-	case pg_query.VariableSetKind_VAR_RESET_ALL:
-		eff.All, eff.Reset, eff.Name = true, true, ""
+		if list == nil {
+			list = make([]Statement, 0, n)
+		}
+		list = append(list, st)
+	}
+	switch {
+	case !special:
+	case n == 1:
+		a.Statements = shared(first)
 	default:
-		// VAR_SET_MULTI (SET TRANSACTION ...) and VAR_SET_CURRENT (FROM
-		// CURRENT) only matter inside a transaction or function.
-		return Statement{}
+		a.Statements = list
 	}
-	return Statement{Command: CmdSet, Set: eff}
+	return a
 }
 
-// listSettings are the settings whose value is a list of identifiers:
-// set_config() splits their input on commas and folds case, so elements
-// that need it are quoted again.
-var listSettings = map[string]bool{
-	"search_path": true, "temp_tablespaces": true,
-	"local_preload_libraries": true, "session_preload_libraries": true,
-}
-
-// settingValue renders SET arguments the way set_config() expects them:
-// list elements joined by ", ", strings unquoted.
-func settingValue(name string, args []*pg_query.Node) (string, bool) {
-	parts := make([]string, 0, len(args))
-	for _, n := range args {
-		switch {
-		case n.GetAConst() != nil:
-			c := n.GetAConst()
-			switch {
-			case c.GetSval() != nil:
-				s := c.GetSval().Sval
-				if listSettings[name] && needsIdentQuote(s) {
-					s = `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+// sharedStatements holds a one-statement list for each combination of the
+// fields a statement without Set or Show has, so that BEGIN, COMMIT and
+// the like allocate nothing.
+var sharedStatements = func() []Statement {
+	s := make([]Statement, int(numCommands)*3*2*2)
+	for c := Command(0); c < numCommands; c++ {
+		for acc := TxDefault; acc <= TxReadWrite; acc++ {
+			for _, chain := range []bool{false, true} {
+				for _, write := range []bool{false, true} {
+					st := Statement{Command: c, TxAccess: acc, Chain: chain, Write: write}
+					s[sharedIndex(st)] = st
 				}
-				parts = append(parts, s)
-			case c.GetIval() != nil:
-				parts = append(parts, strconv.FormatInt(int64(c.GetIval().Ival), 10))
-			case c.GetFval() != nil:
-				parts = append(parts, c.GetFval().Fval)
-			case c.GetBoolval() != nil:
-				parts = append(parts, strconv.FormatBool(c.GetBoolval().Boolval))
-			default:
-				return "", false
 			}
-		case n.GetTypeCast() != nil:
-			// SET TIME ZONE INTERVAL '...' HOUR TO MINUTE: too rare to model.
-			return "", false
-		default:
-			return "", false
 		}
 	}
-	return strings.Join(parts, ", "), len(parts) > 0
+	return s
+}()
+
+func sharedIndex(st Statement) int {
+	i := int(st.Command)*3 + int(st.TxAccess)
+	i *= 2
+	if st.Chain {
+		i++
+	}
+	i *= 2
+	if st.Write {
+		i++
+	}
+	return i
 }
 
-func needsIdentQuote(s string) bool {
-	if s == "" {
-		return true
+// shared returns a list holding st alone, without allocating when st is
+// one of the common statements.
+func shared(st Statement) []Statement {
+	if st.Set != nil || st.Show != "" || st.Command >= numCommands || st.TxAccess > TxReadWrite {
+		return []Statement{st}
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c == '_' || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '$') {
-			return true
-		}
-	}
-	return false
+	i := sharedIndex(st)
+	return sharedStatements[i : i+1 : i+1]
 }
 
 // String describes a command for error messages.
@@ -305,6 +330,14 @@ func (c Command) String() string {
 		return "a session-level advisory lock"
 	case CmdEmpty:
 		return "empty statement"
+	case CmdCommit:
+		return "COMMIT"
+	case CmdRollback:
+		return "ROLLBACK"
+	case CmdSetTransaction:
+		return "SET TRANSACTION"
+	case CmdShow:
+		return "SHOW"
 	}
 	return fmt.Sprintf("command(%d)", c)
 }

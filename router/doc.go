@@ -1,10 +1,65 @@
 // Package router turns SQL text into what the proxy needs to know to run
-// it: which shard and role serve it (a Plan) and what the statements do to
-// the client's session (SET, BEGIN, LISTEN, ...).
+// it: which shard and role serve it (a Plan), whether it may write, and
+// what the statements do to the client's session (SET, BEGIN, LISTEN, ...).
 //
-// The package is pure: no network, no goroutines, no globals beyond a
-// read-only keyword table. Text is first split by a small lexer that knows
-// PostgreSQL's quoting and comments; only statements whose first keyword
-// can change session state are handed to the real PostgreSQL parser
-// (pg_query_go), so the common SELECT/INSERT path costs one linear scan.
+// The package does no I/O and starts no goroutines. Its state is the
+// Routers' parse caches; the package-level Analyze uses a default Router.
+//
+// # Statements
+//
+// Text is first split by a small lexer that knows PostgreSQL's quoting
+// (strings, escape strings E'...' and their continuation lines, quoted
+// and U&"..." identifiers, dollar quotes) and nested comments, so a ';'
+// or a keyword inside any of them is never mistaken for SQL. Statement i of an
+// Analysis is the one the server's i-th CommandComplete reports.
+//
+// # Reads and writes
+//
+// A statement is a read when it cannot change data and needs no state
+// only the primary has: a query (SELECT, WITH, VALUES, TABLE) without a
+// locking clause, without INTO, without a data-modifying WITH and without
+// a call of a function that writes (sequences, advisory locks, large
+// objects, set_config, pg_notify, ... and Options.WriteFunctions); SHOW;
+// EXPLAIN without ANALYZE; COPY ... TO STDOUT; transaction control,
+// SET/RESET, DISCARD, DEALLOCATE, CLOSE, FETCH and MOVE. Everything else
+// is a write, and so is text the parser rejects: the primary reports the
+// error.
+//
+// Deciding costs one pass of the lexer for most statements. The first word
+// settles INSERT, CREATE, BEGIN and the like; for a query, only some
+// tokens can make it a write (FOR, INTO, INSERT/UPDATE/DELETE/MERGE, the
+// name of a function that writes, plain or quoted), and a query without
+// any is a read with no parse and no allocation. The prefilter errs only
+// towards asking the parser: it never calls a read what the parser would
+// call a write, which FuzzAnalyze checks. The statements it cannot settle,
+// and SET/SHOW/transaction options whose details matter, go to the real
+// PostgreSQL parser (pg_query_go), whose tree is then walked, nested
+// queries, CTEs, LATERAL and functions in FROM included. The tree is read
+// in the parser's JSON form: libpg_query writes it several times faster
+// than its protobuf form, which matters for long queries.
+//
+// What no parser can see stays out of reach: a user function that writes
+// must be listed in Options.WriteFunctions, and a view calling nextval()
+// looks like any other view. With standard_conforming_strings off, a
+// backslash in a plain string may end it elsewhere than the lexer
+// thinks; the error then comes from a read-only replica, not bad data.
+//
+// # Parse cache
+//
+// Results that needed the parser are cached by the whole query text in a
+// sharded LRU: one shard per 64 entries, at most 16, each with its own
+// lock and evicting its own least recently used entry. The shards' capacities add up to
+// Options.CacheSize, which the number of entries never exceeds; texts
+// over 16 KiB are not cached, so memory stays bounded too. A hit costs a
+// hash, a map lookup and a lock, and allocates nothing; the key is copied
+// on insert only, so the proxy may look texts up in its reused read
+// buffer. Cached results are shared between callers and must not be
+// modified.
+//
+// # Hints
+//
+// A comment /* shardgate: role=primary */ or -- shardgate: role=replica
+// anywhere in the text sets Analysis.Hint; other shardgate: keys are
+// ignored, and primary wins over replica. Only comments are searched, so
+// text without comments pays nothing.
 package router
