@@ -12,4 +12,13 @@
 // served. Idle connections past their idle timeout or lifetime are closed
 // lazily at checkout and by a background reaper, which also keeps MinIdle
 // connections open.
+//
+// A Topology watches the servers of every shard: one goroutine per host
+// polls its role (primary or replica) and WAL position, bans hosts that
+// fail, with exponential backoff, and measures each replica's lag behind
+// its primary. Primary returns a shard's current primary, rediscovered
+// after a promotion without a restart; Read chooses a replica for a read
+// that is up, not lagging and, for read-your-writes, has replayed the
+// client's causal LSN, waiting briefly for one if asked, else falls back
+// to the primary and says why. Both are lock-free atomic loads.
 package pool

@@ -1,8 +1,11 @@
 package pool
 
 import (
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Error is a failure to provide a server connection. It knows its SQLSTATE,
@@ -38,12 +41,26 @@ func checkoutTimeout(k Key, size int, waited time.Duration) *Error {
 }
 
 func connectFailed(k Key, err error) *Error {
+	if errors.Is(err, pgconn.ErrReadOnlyConnection) {
+		return &Error{
+			Code: "57P03", // cannot_connect_now: a failover is under way or done
+			Message: fmt.Sprintf("shardgate: server %s is not a primary any more (in recovery or read-only), "+
+				"so pool %s cannot use it; retry on the shard's current primary", k.Addr, k),
+			Err: ErrNotPrimary,
+		}
+	}
 	return &Error{
 		Code:    "08006", // connection_failure
 		Message: fmt.Sprintf("shardgate: cannot connect to server for pool %s", k),
 		Err:     err,
 	}
 }
+
+// ErrNotPrimary is the cause of the error Get returns when a read-write
+// pool (Key.ReadWrite) reached a server in recovery or in read-only mode:
+// test for it with errors.Is, recheck the topology and retry on the
+// shard's current primary.
+var ErrNotPrimary = errors.New("server is in recovery or read-only")
 
 // ErrClosed is returned by Get on a closed pool.
 var ErrClosed = &Error{Code: "57P01", Message: "shardgate: pool is closed (server removed or proxy shutting down)"}

@@ -7,11 +7,9 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
-	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Key identifies a pool: one server, one role, one database.
@@ -19,9 +17,24 @@ type Key struct {
 	Addr     string
 	User     string
 	Database string
+	// ReadWrite makes the pool refuse servers that are in recovery or
+	// read-only: each new connection is checked like libpq's
+	// target_session_attrs=read-write, and Get fails with an error
+	// matching ErrNotPrimary. Checking at connect time is enough because a
+	// server only enters recovery by restarting, which closes the
+	// connections it already had, so writes never reach a demoted server.
+	ReadWrite bool
 }
 
-func (k Key) String() string { return fmt.Sprintf("%s@%s/%s", k.User, k.Addr, k.Database) }
+// String returns user@addr/database, marked "(read-write)" when the pool
+// only accepts primaries, for log and error messages.
+func (k Key) String() string {
+	s := fmt.Sprintf("%s@%s/%s", k.User, k.Addr, k.Database)
+	if k.ReadWrite {
+		s += " (read-write)"
+	}
+	return s
+}
 
 // Options configure a Pool. The zero value of a duration means "never".
 type Options struct {
@@ -77,16 +90,24 @@ type Pool struct {
 	closed  bool
 	stats   Stats
 
+	// inUse counts the connections checked out of every pool of a Set
+	// to the same address; nil for a pool made by New.
+	inUse *atomic.Int64
+
 	stop chan struct{}
 	done chan struct{}
 }
 
 // New returns a pool and starts its reaper, which runs until Close.
 func New(k Key, o Options) *Pool {
+	return newPool(k, o, nil)
+}
+
+func newPool(k Key, o Options, inUse *atomic.Int64) *Pool {
 	if o.Size < 1 {
 		o.Size = 1
 	}
-	p := &Pool{key: k, opts: o, waiters: list.New(), stop: make(chan struct{}), done: make(chan struct{})}
+	p := &Pool{key: k, opts: o, inUse: inUse, waiters: list.New(), stop: make(chan struct{}), done: make(chan struct{})}
 	go p.reap()
 	return p
 }
@@ -109,6 +130,14 @@ func (p *Pool) Stats() Stats {
 // Get returns a connection, opening one if the pool has room, or waits up
 // to CheckoutTimeout for one to be returned.
 func (p *Pool) Get(ctx context.Context) (*Conn, error) {
+	c, err := p.get(ctx)
+	if err == nil && p.inUse != nil {
+		p.inUse.Add(1)
+	}
+	return c, err
+}
+
+func (p *Pool) get(ctx context.Context) (*Conn, error) {
 	start := time.Now()
 	p.mu.Lock()
 	if p.closed {
@@ -159,7 +188,7 @@ func (p *Pool) Get(ctx context.Context) (*Conn, error) {
 		return nil, checkoutTimeout(p.key, p.opts.Size, time.Since(start))
 	case <-ctx.Done():
 		if c, ok := p.abandon(el, ch); ok {
-			p.Put(c)
+			p.put(c)
 		}
 		return nil, ctx.Err()
 	}
@@ -223,50 +252,16 @@ func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 	}, nil
 }
 
-func (p *Pool) dialPgconn(ctx context.Context, k Key) (net.Conn, *Hello, error) {
-	host, portStr, err := net.SplitHostPort(k.Addr)
-	if err != nil {
-		return nil, nil, err
-	}
-	port, err := strconv.ParseUint(portStr, 10, 16)
-	if err != nil {
-		return nil, nil, fmt.Errorf("bad port in %q", k.Addr)
-	}
-	// Start from a parsed empty DSN for pgconn's defaults, then set every
-	// field ourselves: nothing may come from the process environment.
-	cfg, err := pgconn.ParseConfig("sslmode=disable")
-	if err != nil {
-		return nil, nil, err
-	}
-	cfg.Host, cfg.Port = host, uint16(port)
-	cfg.User, cfg.Password, cfg.Database = k.User, p.opts.Password, k.Database
-	cfg.RuntimeParams = map[string]string{}
-	cfg.TLSConfig, cfg.Fallbacks = p.opts.TLS, nil
-	if tc := p.opts.TLS; tc != nil && !tc.InsecureSkipVerify && tc.ServerName == "" {
-		// One config serves every host: verify each against its own name.
-		cfg.TLSConfig = tc.Clone()
-		cfg.TLSConfig.ServerName = host
-	}
-	if p.opts.TLS != nil && p.opts.TLSFallback {
-		cfg.Fallbacks = []*pgconn.FallbackConfig{{Host: host, Port: uint16(port)}}
-	}
-	cfg.KerberosSrvName, cfg.KerberosSpn = "", ""
-	cfg.ConnectTimeout = 0 // bounded by ctx
-	pc, err := pgconn.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	hc, err := pc.Hijack()
-	if err != nil {
-		pc.Close(ctx)
-		return nil, nil, err
-	}
-	return hc.Conn, &Hello{PID: hc.PID, SecretKey: hc.SecretKey, Params: hc.ParameterStatuses}, nil
-}
-
 // Put returns a healthy connection that is idle on the server (not in a
 // transaction, nothing pending). It goes to the longest waiter, if any.
 func (p *Pool) Put(c *Conn) {
+	if p.inUse != nil {
+		p.inUse.Add(-1)
+	}
+	p.put(c)
+}
+
+func (p *Pool) put(c *Conn) {
 	now := time.Now()
 	p.mu.Lock()
 	if p.closed || c.expired(now, &p.opts) {
@@ -290,6 +285,9 @@ func (p *Pool) Put(c *Conn) {
 // Discard closes a connection that cannot be reused (broken, or in an
 // unknown state) and frees its slot.
 func (p *Pool) Discard(c *Conn) {
+	if p.inUse != nil {
+		p.inUse.Add(-1)
+	}
 	c.net.Close()
 	p.release()
 }
@@ -371,7 +369,7 @@ func (p *Pool) reap() {
 		for range want {
 			c, err := p.dial(context.Background())
 			if err == nil {
-				p.Put(c)
+				p.put(c)
 			}
 		}
 	}

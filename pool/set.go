@@ -1,6 +1,9 @@
 package pool
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // Set holds the pools of a proxy, created on first use.
 type Set struct {
@@ -10,6 +13,10 @@ type Set struct {
 
 	mu    sync.Mutex
 	pools map[Key]*Pool
+	// inUse maps an address to the number of connections checked out of
+	// all its pools. It is a sync.Map because InUse sits on the read
+	// routing path (least-connections) and must not contend on mu.
+	inUse sync.Map // string -> *atomic.Int64
 }
 
 // Get returns the pool for k, creating it if needed.
@@ -24,9 +31,21 @@ func (s *Set) Get(k Key, password string) *Pool {
 	}
 	o := s.Options(k)
 	o.Password = password
-	p := New(k, o)
+	n, _ := s.inUse.LoadOrStore(k.Addr, new(atomic.Int64))
+	p := newPool(k, o, n.(*atomic.Int64))
 	s.pools[k] = p
 	return p
+}
+
+// InUse returns how many connections to addr are checked out, summed over
+// every pool of the set (all users and databases). It is cheap enough to
+// call for every routing decision.
+func (s *Set) InUse(addr string) int {
+	n, ok := s.inUse.Load(addr)
+	if !ok {
+		return 0
+	}
+	return int(n.(*atomic.Int64).Load())
 }
 
 // All returns every pool.
