@@ -23,11 +23,17 @@ func (s *session) query(body []byte) error {
 	text := bytes.TrimSuffix(body, []byte{0})
 	// The analysis keeps no reference to the text, so it may read the
 	// message buffer in place: no copy on the hot path.
-	a := router.Analyze(unsafe.String(unsafe.SliceData(text), len(text)))
+	a := s.srv.opts.Router.Analyze(unsafe.String(unsafe.SliceData(text), len(text)))
 	p := pending{kind: 'Q'}
 	if !a.Plain() {
 		if err := s.admit(&a); err != nil {
 			return s.reject('Q', err)
+		}
+		if done, err := s.control(&a); done {
+			return err
+		}
+		if done, err := s.txControl(&a, text); done {
+			return err
 		}
 		if s.mode != SessionMode && len(a.Statements) == 1 && a.Statements[0].Command == router.CmdDeallocate {
 			if done, err := s.deallocate(string(text)); done {
@@ -36,7 +42,7 @@ func (s *session) query(body []byte) error {
 		}
 		p.analysis = &a
 	}
-	l, err := s.acquire(p)
+	l, err := s.acquire(needOf(&a), p)
 	if err != nil {
 		return s.reject('Q', err)
 	}
@@ -47,8 +53,13 @@ func (s *session) query(body []byte) error {
 		clear(s.stmts)
 		s.unnamed = nil
 	}
+	s.noteSentLocked(l, &a)
+	capture := s.captureDueLocked(l)
 	s.mu.Unlock()
 	wire.WriteFrame(l.w, 'Q', body)
+	if capture {
+		writeCapture(l)
+	}
 	s.done(l)
 	return nil
 }
@@ -138,8 +149,13 @@ func (s *session) deallocate(sql string) (done bool, err error) {
 func (s *session) txStatus() byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.link != nil {
+	switch {
+	case s.link != nil:
 		return s.link.txStatus
+	case s.begin != nil && s.begin.failed:
+		return 'E'
+	case s.begin != nil:
+		return 'T'
 	}
 	return 'I'
 }
@@ -158,19 +174,19 @@ func (s *session) parse(body []byte) error {
 		return nil
 	}
 	if s.mode == SessionMode {
-		return s.forward(pending{kind: 'P'}, 'P', body)
+		return s.forward(anyServer, pending{kind: 'P'}, 'P', body)
 	}
 	var msg pgproto3.Parse
 	if err := msg.Decode(body); err != nil {
 		return protocolViolation("Parse", err)
 	}
-	cs := newStmt(msg.Query, msg.ParameterOIDs)
+	cs := newStmt(s.srv.opts.Router, msg.Query, msg.ParameterOIDs)
 	cs.epoch, _ = s.srv.known.epoch(cs.server)
 	if err := s.admitIfSpecial(&cs.analysis); err != nil {
 		return s.reject('P', err)
 	}
 	if msg.Name == "" {
-		l, err := s.acquire(pending{kind: 'P'})
+		l, err := s.acquire(needOf(&cs.analysis), pending{kind: 'P'})
 		if err != nil {
 			return s.reject('P', err)
 		}
@@ -183,7 +199,10 @@ func (s *session) parse(body []byte) error {
 		return nil
 	}
 	s.mu.Lock()
+	// A read running again after its replica failed prepares anew what
+	// its first run prepared.
 	_, dup := s.stmts[msg.Name]
+	dup = dup && !s.replaying
 	known := !dup && s.srv.known.has(cs.server)
 	if known {
 		s.stmts[msg.Name] = cs
@@ -195,7 +214,7 @@ func (s *session) parse(body []byte) error {
 	if known {
 		return s.replyParse(msg.Name)
 	}
-	l, err := s.acquire()
+	l, err := s.acquire(needOf(&cs.analysis))
 	if err != nil {
 		return s.reject('P', err)
 	}
@@ -300,7 +319,7 @@ func (s *session) bind(body []byte) error {
 		return protocolViolation("Bind", nil)
 	}
 	if s.mode == SessionMode {
-		return s.forward(pending{kind: 'B'}, 'B', body)
+		return s.forward(anyServer, pending{kind: 'B'}, 'B', body)
 	}
 	s.mu.Lock()
 	cs, err := s.lookupLocked(string(name))
@@ -323,12 +342,15 @@ func (s *session) bind(body []byte) error {
 	if err != nil {
 		return s.reject('B', err)
 	}
-	l, err := s.acquire()
+	l, err := s.acquire(needOf(&cs.analysis))
 	if err != nil {
 		return s.reject('B', err)
 	}
 	s.mu.Lock()
 	s.ensurePreparedLocked(l, string(name), cs)
+	if cs.analysis.Write {
+		l.wrote = true
+	}
 	bound := pending{kind: 'B'}
 	if len(name) > 0 {
 		bound.serverStmt = cs.server
@@ -364,7 +386,7 @@ func (s *session) describe(body []byte) error {
 		return protocolViolation("Describe", nil)
 	}
 	if s.mode == SessionMode || body[0] == 'P' {
-		return s.forward(pending{kind: 'D', describeStmt: body[0] == 'S'}, 'D', body)
+		return s.forward(anyServer, pending{kind: 'D', describeStmt: body[0] == 'S'}, 'D', body)
 	}
 	s.mu.Lock()
 	cs, err := s.lookupLocked(string(name))
@@ -375,7 +397,7 @@ func (s *session) describe(body []byte) error {
 	if err != nil {
 		return s.reject('D', err)
 	}
-	l, err := s.acquire()
+	l, err := s.acquire(needOf(&cs.analysis))
 	if err != nil {
 		return s.reject('D', err)
 	}
@@ -411,7 +433,18 @@ func (s *session) execute(body []byte) error {
 	a := s.portals[string(portal)]
 	server := s.portalStmts[string(portal)]
 	s.mu.Unlock()
-	return s.forward(pending{kind: 'E', analysis: a, serverStmt: server}, 'E', body)
+	l, err := s.acquire(anyServer, pending{kind: 'E', analysis: a, serverStmt: server})
+	if err != nil {
+		return s.reject('E', err)
+	}
+	if a != nil {
+		s.mu.Lock()
+		s.noteSentLocked(l, a)
+		s.mu.Unlock()
+	}
+	wire.WriteFrame(l.w, 'E', body)
+	s.done(l)
+	return nil
 }
 
 // close handles Close. In pooled modes a statement is closed only for the
@@ -424,7 +457,7 @@ func (s *session) close(body []byte) error {
 		return protocolViolation("Close", nil)
 	}
 	if s.mode == SessionMode || body[0] == 'P' {
-		return s.forward(pending{kind: 'C'}, 'C', body)
+		return s.forward(anyServer, pending{kind: 'C'}, 'C', body)
 	}
 	name, _, ok := cutCStringBytes(body[1:])
 	if !ok {

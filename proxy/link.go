@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -44,19 +45,41 @@ type link struct {
 	gotError bool
 	// ddl: the current transaction changed the schema.
 	ddl bool
+
+	// host is the server's host in the topology (nil without one); rw
+	// says it is the shard's primary, reached through a read-write pool.
+	host *pool.Host
+	rw   bool
+	// openTx: the requests sent so far leave a transaction open, as far as
+	// their text says (the server's status lags behind a pipeline).
+	openTx bool
+	// wrote: a request that may change data was sent in the current
+	// transaction; its commit position is due for read-your-writes.
+	wrote bool
+	// lsnDue counts position queries in flight; the pump reads their rows.
+	lsnDue atomic.Int32
+	// retry, while set, can replay the link's first request elsewhere.
+	retry *retryLog
+	// heldZ is the client's ReadyForQuery held back until the position of
+	// its commit is known: released earlier, the client could send a read
+	// that is routed without it.
+	heldZ byte
 }
 
 // acquire returns the session's link, attaching a server connection if it
 // has none, with the given requests queued; the caller then writes them
 // and calls done. Queueing before writing is what lets the pump know that
 // responses are still due.
-func (s *session) acquire(entries ...pending) (*link, error) {
+func (s *session) acquire(n need, entries ...pending) (*link, error) {
 	s.mu.Lock()
 	l := s.link
+	if l != nil && !s.fitsLocked(l, n) {
+		l = s.letGoLocked(l)
+	}
 	if l == nil {
 		s.mu.Unlock()
 		var err error
-		if l, err = s.attach(); err != nil {
+		if l, err = s.attach(n); err != nil {
 			return nil, err
 		}
 		s.mu.Lock()
@@ -96,21 +119,51 @@ func (s *session) done(l *link) {
 	}
 }
 
+// letGoLocked waits, if the server of the link is done with the client's
+// last request and about to go back to the pool, until it has; the next
+// request is then routed afresh. It returns the link still attached, if
+// any. Called with mu held; it may release it meanwhile.
+func (s *session) letGoLocked(l *link) *link {
+	if l.idleLocked() && l.writers == 0 && l.pumping && !s.pinned && s.mode != SessionMode {
+		s.mu.Unlock()
+		s.pumpRuns.Wait()
+		s.mu.Lock()
+	}
+	return s.link
+}
+
 // attach checks out a server connection and brings it to the client's
 // settings (queued as a hidden request, so it costs no round trip).
-func (s *session) attach() (*link, error) {
-	be, err := s.srv.checkoutAlive(s.pool)
+func (s *session) attach(n need) (*link, error) {
+	s.mu.Lock()
+	aborted := s.begin != nil && s.begin.failed
+	s.mu.Unlock()
+	if aborted {
+		return nil, errAborted
+	}
+	be, t, err := s.route(s.lookahead(n))
 	if err != nil {
 		return nil, err
 	}
 	st := stateOf(be, s.srv.opts.PreparedCacheSize)
-	l := &link{be: be, st: st, w: be.Writer(), txStatus: 'I', q: queue{items: make([]pending, 0, 8)}}
+	l := &link{be: be, st: st, w: be.Writer(), txStatus: 'I', q: queue{items: make([]pending, 0, 8)}, host: t.host, rw: t.rw}
 	s.mu.Lock()
+	if s.retryableLocked(t) {
+		l.retry = &retryLog{outcome: make(chan bool, 1)}
+		l.recordLocked(s.cur.typ, s.cur.body)
+	}
 	sql := replaySQL(s.settings.values, st.settings)
+	begin := s.begin
+	s.begin = nil
 	s.mu.Unlock()
 	if sql != "" {
 		l.q.push(pending{kind: 'Q', hidden: true})
 		wire.WriteFrame(l.w, 'Q', append([]byte(sql), 0))
+	}
+	if begin != nil {
+		l.q.push(pending{kind: 'Q', hidden: true})
+		wire.WriteFrame(l.w, 'Q', append([]byte(begin.sql), 0))
+		l.openTx = true
 	}
 	return l, nil
 }
@@ -170,7 +223,7 @@ func (s *session) pump(l *link) {
 			return
 		}
 		var body []byte
-		needBody := typ == 'Z' || typ == 'C' || typ == 'S' || typ == 'E'
+		needBody := typ == 'Z' || typ == 'C' || typ == 'S' || typ == 'E' || (typ == 'D' && l.lsnDue.Load() > 0)
 		if needBody {
 			if body, err = r.Body(n); err != nil {
 				s.pumpFailed(l, err)
@@ -179,6 +232,9 @@ func (s *session) pump(l *link) {
 		}
 		s.mu.Lock()
 		forward, synth := s.onServerMessage(l, typ, body)
+		if forward || len(synth) > 0 {
+			l.settleLocked(true)
+		}
 		exit := s.mode != SessionMode && !s.pinned && l.idleLocked()
 		// Take the client writer before letting go of mu, so replies reach
 		// the client in the order they were decided.
@@ -229,6 +285,7 @@ func (s *session) endPump(l *link) bool {
 		return false
 	}
 	l.pumping = false
+	l.settleLocked(true)
 	release := s.releasableLocked(l)
 	s.mu.Unlock()
 	if release {
@@ -244,7 +301,12 @@ func (s *session) onServerMessage(l *link, typ byte, body []byte) (forward bool,
 	h := l.q.front()
 	hidden := h != nil && h.hidden
 	switch typ {
-	case 'D', 'd', 't', 'G', 'H', 'W', 'c', 'V', 'N', 'A':
+	case 'D':
+		if hidden && h.position {
+			s.notePositionLocked(body)
+		}
+		return !hidden, nil
+	case 'd', 't', 'G', 'H', 'W', 'c', 'V', 'N', 'A':
 		return !hidden, nil
 	case 'S':
 		var ps pgproto3.ParameterStatus
@@ -268,6 +330,7 @@ func (s *session) onServerMessage(l *link, typ byte, body []byte) (forward bool,
 			l.txStatus = body[0]
 		}
 		l.skipping, l.gotError = false, false
+		position := h.position
 		s.popLocked(l)
 		if l.ddl && l.txStatus == 'I' {
 			s.srv.known.schemaChanged()
@@ -275,8 +338,35 @@ func (s *session) onServerMessage(l *link, typ byte, body []byte) (forward bool,
 		}
 		if l.txStatus == 'I' {
 			s.settings.endTransaction(l.st.settings)
+			if l.wrote && s.srv.opts.Routing.RYW == RYWTime {
+				s.wroteAt, l.wrote = time.Now(), false
+			}
+		}
+		switch {
+		case position:
+			l.lsnDue.Add(-1)
+			if l.heldZ != 0 {
+				held := rfq(l.heldZ)
+				l.heldZ = 0
+				return false, append(held, s.drainSynthLocked(l)...)
+			}
+		case !hidden:
+			if next := l.q.front(); next != nil && next.position && len(body) > 0 {
+				l.heldZ = body[0]
+				return false, nil
+			}
 		}
 	case 'E':
+		if l.retry != nil && fatalError(body) {
+			// The server is going away (a crash, a shutdown): the read
+			// may yet run elsewhere, so the client need not hear of it.
+			return false, nil
+		}
+		if h.position {
+			// The commit failed, or never ran (an error earlier in its
+			// query string): there is no position to learn.
+			return false, nil
+		}
 		s.settings.failed = true
 		l.gotError = true
 		if hidden {
@@ -390,6 +480,11 @@ func (s *session) pumpFailed(l *link, err error) {
 		s.mu.Unlock()
 		return
 	}
+	if s.failedRetryLocked(l) {
+		s.mu.Unlock()
+		l.be.Pool().Discard(l.be)
+		return
+	}
 	busy := !l.q.empty() || l.unsynced
 	inTx := l.txStatus != 'I'
 	needRFQ := false
@@ -461,6 +556,11 @@ func commandComplete(tag string) []byte {
 	binary.BigEndian.PutUint32(b[1:], uint32(4+len(tag)+1))
 	b = append(b, tag...)
 	return append(b, 0)
+}
+
+// fatalError spots an error that ends the server session.
+func fatalError(body []byte) bool {
+	return bytes.Contains(body, []byte("SFATAL\x00")) || bytes.Contains(body, []byte("SPANIC\x00"))
 }
 
 // downgradeFatal turns a server's FATAL error into an ERROR. In pooled

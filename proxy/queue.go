@@ -27,6 +27,8 @@ type pending struct {
 	// those completed.
 	analysis *router.Analysis
 	done     int
+	// position marks the hidden query that learns a commit's WAL position.
+	position bool
 }
 
 // queue is a FIFO of pending requests.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/shardgate/shardgate/pool"
 	"github.com/shardgate/shardgate/proxy/auth"
+	"github.com/shardgate/shardgate/router"
 )
 
 // PoolMode says how long a client holds a server connection.
@@ -74,6 +75,13 @@ type Options struct {
 	ResetTimeout time.Duration
 	// Logger receives connection and error logs (default slog.Default()).
 	Logger *slog.Logger
+	// Topology, when set, knows each shard's hosts, their roles and lag:
+	// writes go to the current primary and reads as Routing says. Without
+	// it everything goes to Shards[i].Primary.
+	Topology *pool.Topology
+	Routing  Routing
+	// Router analyses statements (default: router.New with defaults).
+	Router *router.Router
 }
 
 // Server accepts client connections and serves each in its own session.
@@ -100,6 +108,9 @@ func NewServer(o Options) *Server {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Router == nil {
+		o.Router = router.New(router.Options{})
 	}
 	return &Server{opts: o, log: o.Logger, sessions: map[uint32]*session{}, known: knownStmts{max: 100_000}}
 }
@@ -193,7 +204,8 @@ func (s *Server) lookup(id uint32) *session {
 	return s.sessions[id]
 }
 
-// pool returns the pool serving a user's statements on a shard's primary.
-func (s *Server) pool(u *User, database string, shard int) *pool.Pool {
-	return s.opts.Pools.Get(pool.Key{Addr: s.opts.Shards[shard].Primary, User: u.ServerUser, Database: database}, u.ServerPassword)
+// pool returns the pool serving a user's statements on a host; rw pools
+// connect only to a server that accepts writes.
+func (s *Server) pool(u *User, database string, shard int, addr string, rw bool) *pool.Pool {
+	return s.opts.Pools.Get(pool.Key{Addr: addr, User: u.ServerUser, Database: database, ReadWrite: rw}, u.ServerPassword)
 }

@@ -33,7 +33,6 @@ type session struct {
 	user   *User
 	db     string
 	mode   PoolMode
-	pool   *pool.Pool
 
 	// outMu serialises writes to the client between the session goroutine
 	// and the pump. Lock order: mu, then outMu.
@@ -58,6 +57,23 @@ type session struct {
 	// pinned: the client made state that lives in its server session
 	// (transaction mode), so it keeps that server until it leaves.
 	pinned bool
+
+	// Routing state. begin is a BEGIN answered by the proxy and not yet
+	// sent; role is the client's SET shardgate.role; causal is the WAL
+	// position of its last commit (read-your-writes by LSN), wroteAt the
+	// time of its last write (by time).
+	begin   *deferredBegin
+	role    roleOverride
+	causal  pool.LSN
+	wroteAt time.Time
+
+	// Read retries (session goroutine only): cur is the message being
+	// handled, retries the attempts of the current read, exclude the
+	// replica that failed it, replaying set while it runs again.
+	cur       clientMsg
+	retries   int
+	exclude   *pool.Host
+	replaying bool
 
 	// pumps feeds links to the session's pump goroutine; pumpRuns counts
 	// the runs handed over and not yet finished. Both belong to the session
@@ -156,22 +172,26 @@ func (s *session) start(st *startup) error {
 		return err
 	}
 	s.user = u
-	s.pool = s.srv.pool(u, s.db, router.Route(router.Analysis{}).Shard)
 	s.settings = newSettings(st.params)
 
 	// A server connection now, with the client's settings, both to fail
 	// the login if the database cannot be served and to report the
 	// parameters the client's own server session would have.
-	be, err := s.srv.checkoutAlive(s.pool)
+	be, t, err := s.route(need{write: true})
+	if err != nil && s.mode != SessionMode && s.srv.opts.Topology != nil {
+		// No primary for now (a failover): reads can still be served.
+		be, t, err = s.route(need{})
+	}
 	if err != nil {
 		return err
 	}
+	p := be.Pool()
 	sst := stateOf(be, s.srv.opts.PreparedCacheSize)
 	if sql := replaySQL(s.settings.values, sst.settings); sql != "" {
 		if err := roundTrip(be, sst, sql, time.Now().Add(s.srv.opts.ResetTimeout)); err != nil {
 			// A bad setting in the startup packet fails the login, as the
 			// server itself would fail it.
-			s.pool.Discard(be)
+			p.Discard(be)
 			return err
 		}
 	}
@@ -185,18 +205,18 @@ func (s *session) start(st *startup) error {
 	wire.WriteMessage(s.out, &pgproto3.BackendKeyData{ProcessID: s.id, SecretKey: s.secret})
 	s.out.Write(rfq('I'))
 	if err := s.out.Flush(); err != nil {
-		s.pool.Put(be)
+		p.Put(be)
 		return err
 	}
 	if s.mode != SessionMode {
-		s.pool.Put(be)
+		p.Put(be)
 		return nil
 	}
 	// The pump runs from the start, so that whatever the server says while
 	// the client is idle (notifications, a FATAL before it goes away)
 	// reaches the client at once.
 	s.mu.Lock()
-	s.link = &link{be: be, st: sst, w: be.Writer(), txStatus: 'I'}
+	s.link = &link{be: be, st: sst, w: be.Writer(), txStatus: 'I', host: t.host, rw: t.rw}
 	s.startPump(s.link)
 	s.mu.Unlock()
 	return nil
@@ -238,6 +258,17 @@ func (s *session) serve() error {
 }
 
 func (s *session) dispatch(typ byte, body []byte) error {
+	s.record(typ, body)
+	s.cur = clientMsg{typ: typ, body: body}
+	err := s.handle(typ, body)
+	s.cur = clientMsg{}
+	if err == nil && (typ == 'Q' || typ == 'S') {
+		err = s.awaitOutcome()
+	}
+	return err
+}
+
+func (s *session) handle(typ byte, body []byte) error {
 	switch typ {
 	case 'Q':
 		return s.query(body)
@@ -256,18 +287,36 @@ func (s *session) dispatch(typ byte, body []byte) error {
 	case 'H':
 		return s.flush()
 	case 'F':
-		return s.forward(pending{kind: 'F'}, 'F', body)
+		return s.functionCall(body)
 	}
 	return nil
 }
 
 // forward sends one message to the server, attaching one if needed.
-func (s *session) forward(p pending, typ byte, body []byte) error {
-	l, err := s.acquire(p)
+func (s *session) forward(n need, p pending, typ byte, body []byte) error {
+	l, err := s.acquire(n, p)
 	if err != nil {
 		return s.reject(p.kind, err)
 	}
 	wire.WriteFrame(l.w, typ, body)
+	s.done(l)
+	return nil
+}
+
+// functionCall forwards a FunctionCall: the function may write.
+func (s *session) functionCall(body []byte) error {
+	l, err := s.acquire(need{write: true}, pending{kind: 'F'})
+	if err != nil {
+		return s.reject('F', err)
+	}
+	s.mu.Lock()
+	l.wrote = true
+	capture := !l.openTx && s.captureDueLocked(l)
+	s.mu.Unlock()
+	wire.WriteFrame(l.w, 'F', body)
+	if capture {
+		writeCapture(l)
+	}
 	s.done(l)
 	return nil
 }
@@ -298,6 +347,10 @@ func (s *session) reject(kind byte, err error) error {
 	status := byte('I')
 	if l != nil {
 		status = l.txStatus
+	} else if s.begin != nil {
+		// A server would have aborted the transaction.
+		s.begin.failed = true
+		status = 'E'
 	}
 	s.outMu.Lock()
 	s.mu.Unlock()
@@ -344,6 +397,7 @@ func (s *session) copyData(typ byte, n int) error {
 		return s.in.Skip(n)
 	}
 	l.writers++
+	l.retry = nil
 	s.mu.Unlock()
 	err := s.in.CopyTo(l.w, typ, n)
 	s.done(l)
@@ -353,11 +407,14 @@ func (s *session) copyData(typ byte, n int) error {
 func (s *session) flush() error {
 	s.mu.Lock()
 	l := s.link
+	if l != nil {
+		l.retry = nil // the client reads before it ends the request
+	}
 	s.mu.Unlock()
 	if l == nil {
 		return s.reply(nil)
 	}
-	l, err := s.acquire()
+	l, err := s.acquire(anyServer)
 	if err != nil {
 		return nil
 	}
@@ -379,16 +436,20 @@ func (s *session) sync() error {
 	s.mu.Unlock()
 	if l == nil {
 		// No server holds anything of this client: answer ourselves.
-		return s.reply(rfq('I'))
+		return s.reply(rfq(s.txStatus()))
 	}
-	l, err := s.acquire(pending{kind: 'S'})
+	l, err := s.acquire(anyServer, pending{kind: 'S'})
 	if err != nil {
 		return s.reject('Q', err)
 	}
 	wire.WriteFrame(l.w, 'S', nil)
 	s.mu.Lock()
 	l.unsynced = false
+	capture := s.captureDueLocked(l)
 	s.mu.Unlock()
+	if capture {
+		writeCapture(l)
+	}
 	s.done(l)
 	return nil
 }

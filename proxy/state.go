@@ -27,7 +27,7 @@ type stmt struct {
 	epoch uint32
 }
 
-func newStmt(query string, oids []uint32) *stmt {
+func newStmt(r *router.Router, query string, oids []uint32) *stmt {
 	// A cryptographic hash, because two statements sharing a name would
 	// silently run one in place of the other.
 	h := sha256.New()
@@ -40,7 +40,7 @@ func newStmt(query string, oids []uint32) *stmt {
 	return &stmt{
 		query:    query,
 		oids:     oids,
-		analysis: router.Analyze(query),
+		analysis: r.Analyze(query),
 		server:   "sg_" + hex.EncodeToString(h.Sum(nil)[:16]),
 	}
 }

@@ -13,7 +13,9 @@ import (
 	"os/signal"
 	"runtime"
 	"syscall"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/spf13/pflag"
 
 	"github.com/shardgate/shardgate/cmd/shardgate/config"
@@ -21,6 +23,7 @@ import (
 	"github.com/shardgate/shardgate/proxy"
 	"github.com/shardgate/shardgate/proxy/auth"
 	"github.com/shardgate/shardgate/proxy/tlsconf"
+	"github.com/shardgate/shardgate/router"
 )
 
 func serve(args []string, stderr io.Writer) int {
@@ -43,12 +46,19 @@ func serve(args []string, stderr io.Writer) int {
 	if cfg.Runtime.MaxProcs > 0 {
 		runtime.GOMAXPROCS(cfg.Runtime.MaxProcs)
 	}
-	srv, pools, err := build(cfg, log)
+	srv, pools, topo, err := build(cfg, log)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
 	defer pools.Close()
+	topo.Start()
+	defer topo.Close()
+	readyCtx, cancelReady := context.WithTimeout(context.Background(), cfg.Monitor.Timeout+2*cfg.Monitor.Interval+time.Second)
+	if err := topo.Ready(readyCtx); err != nil {
+		log.Warn("not every server answered the first health check; serving anyway", "err", err)
+	}
+	cancelReady()
 	ln, err := net.Listen("tcp", cfg.Listen.Addr)
 	if err != nil {
 		log.Error("cannot listen", "addr", cfg.Listen.Addr, "err", err)
@@ -72,8 +82,9 @@ func serve(args []string, stderr io.Writer) int {
 	}
 }
 
-// build turns a validated config into a proxy server and its pools.
-func build(cfg *config.Config, log *slog.Logger) (*proxy.Server, *pool.Set, error) {
+// build turns a validated config into a proxy server, its pools and the
+// topology monitor (not started).
+func build(cfg *config.Config, log *slog.Logger) (*proxy.Server, *pool.Set, *pool.Topology, error) {
 	users := make(map[string]*proxy.User, len(cfg.Users))
 	for _, u := range cfg.Users {
 		pu := &proxy.User{
@@ -83,7 +94,7 @@ func build(cfg *config.Config, log *slog.Logger) (*proxy.Server, *pool.Set, erro
 			ServerPassword: u.ServerPassword,
 		}
 		if err := pu.Credential.Prepare(); err != nil {
-			return nil, nil, fmt.Errorf("users %q: %w", u.Name, err)
+			return nil, nil, nil, fmt.Errorf("users %q: %w", u.Name, err)
 		}
 		users[u.Name] = pu
 	}
@@ -93,7 +104,7 @@ func build(cfg *config.Config, log *slog.Logger) (*proxy.Server, *pool.Set, erro
 	}
 	backendTLS, fallback, err := backendTLS(cfg.Backend)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	pools := &pool.Set{Options: func(pool.Key) pool.Options {
 		return pool.Options{
@@ -107,6 +118,7 @@ func build(cfg *config.Config, log *slog.Logger) (*proxy.Server, *pool.Set, erro
 			TLSFallback:     fallback,
 		}
 	}}
+	topo := pool.NewTopology(topologyOptions(cfg, pools, backendTLS, fallback, log))
 	opts := proxy.Options{
 		Users:             users,
 		Shards:            shards,
@@ -115,21 +127,74 @@ func build(cfg *config.Config, log *slog.Logger) (*proxy.Server, *pool.Set, erro
 		PreparedCacheSize: cfg.Pool.PreparedCacheSize,
 		MaxClients:        cfg.Pool.MaxClientConn,
 		Logger:            log,
+		Topology:          topo,
+		Routing:           routing(cfg.Routing),
+		Router:            router.New(router.Options{CacheSize: cfg.Routing.ParseCacheSize, WriteFunctions: cfg.Routing.WriteFunctions}),
 	}
 	if cfg.Listen.TLS.Mode != config.ClientTLSDisable {
 		tc, err := tlsconf.ServerConfig(cfg.Listen.TLS.CertFile, cfg.Listen.TLS.KeyFile)
 		if err != nil {
-			return nil, nil, fmt.Errorf("listen.tls: %w", err)
+			return nil, nil, nil, fmt.Errorf("listen.tls: %w", err)
 		}
 		opts.TLS = tc
 		opts.RequireTLS = cfg.Listen.TLS.Mode == config.ClientTLSRequire
 	}
-	return proxy.NewServer(opts), pools, nil
+	return proxy.NewServer(opts), pools, topo, nil
 }
 
-// primaryOf picks the host that takes writes: the one marked primary, else
-// the first host. Role discovery replaces this guess when replicas are
-// routed to.
+// topologyOptions configures the monitor of every shard's hosts.
+func topologyOptions(cfg *config.Config, pools *pool.Set, backendTLS *tls.Config, fallback bool, log *slog.Logger) pool.TopologyOptions {
+	specs := make([]pool.ShardSpec, len(cfg.Shards))
+	for i, sh := range cfg.Shards {
+		specs[i].Name = sh.Name
+		for _, h := range sh.Hosts {
+			specs[i].Hosts = append(specs[i].Hosts, pool.HostSpec{Addr: h.Addr, Zone: h.Zone})
+		}
+	}
+	user, password := cfg.MonitorCredentials()
+	policy, _ := pool.ParsePolicy(string(cfg.Routing.ReplicaChoice)) // validated
+	return pool.TopologyOptions{
+		Shards: specs,
+		Connect: func(ctx context.Context, addr string) (*pgconn.PgConn, error) {
+			pc, err := pool.ConnConfig(addr, user, password, cfg.Monitor.Database, backendTLS, fallback)
+			if err != nil {
+				return nil, err
+			}
+			pc.RuntimeParams["application_name"] = "shardgate monitor"
+			return pgconn.ConnectConfig(ctx, pc)
+		},
+		Interval:    cfg.Monitor.Interval,
+		Timeout:     cfg.Monitor.Timeout,
+		BanMin:      cfg.Monitor.BanMin,
+		BanMax:      cfg.Monitor.BanMax,
+		MaxLag:      cfg.Monitor.MaxReplicaLag,
+		MaxLagBytes: int64(cfg.Monitor.MaxReplicaLagBytes),
+		Policy:      policy,
+		Zone:        cfg.Routing.Zone,
+		Load:        pools.InUse,
+		Logger:      log,
+	}
+}
+
+func routing(r config.RoutingConfig) proxy.Routing {
+	out := proxy.Routing{RYWWait: r.RYWWait, RYWWindow: r.RYWWindow}
+	switch r.ReplicaReads {
+	case config.ReplicaReadsOff:
+		out.ReplicaReads = proxy.ReplicaReadsOff
+	case config.ReplicaReadsIncludePrimary:
+		out.ReplicaReads = proxy.ReplicaReadsIncludePrimary
+	}
+	switch r.ReadYourWrites {
+	case config.RYWTime:
+		out.RYW = proxy.RYWTime
+	case config.RYWOff:
+		out.RYW = proxy.RYWOff
+	}
+	return out
+}
+
+// primaryOf picks the host that takes writes when no topology is used:
+// the one marked primary, else the first host.
 func primaryOf(sh config.Shard) string {
 	for _, h := range sh.Hosts {
 		if h.Role == config.RolePrimary {

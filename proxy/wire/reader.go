@@ -53,6 +53,14 @@ func ClientLimit(typ byte) int {
 // so holding the output back would only add latency.
 func (r *Reader) Buffered() int { return r.br.Buffered() }
 
+// Peek returns the bytes buffered and not yet read, without consuming
+// them: a look ahead at what the peer has already sent. The slice is valid
+// only until the next call on r.
+func (r *Reader) Peek() []byte {
+	b, _ := r.br.Peek(r.br.Buffered())
+	return b
+}
+
 // Header reads the next frame's type and body length.
 func (r *Reader) Header() (typ byte, n int, err error) {
 	hdr, err := r.br.Peek(5)

@@ -213,6 +213,10 @@ hot_standby = on
 hot_standby_feedback = on
 fsync = off
 synchronous_commit = off
+# With commits not waiting for WAL, the WAL writer is what sends a commit
+# on to the replicas: every 200ms by default, which would make every
+# replica look 200ms behind. Real clusters commit synchronously.
+wal_writer_delay = 10ms
 full_page_writes = off
 logging_collector = off
 log_line_prefix = '%m [%p] %q%u@%d '

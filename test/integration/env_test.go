@@ -58,6 +58,8 @@ func primary() *cluster.Host { return pg.Shards[0].Primary }
 type proxyConfig struct {
 	opts proxy.Options
 	pool pool.Options
+	// topology, when set, starts a topology monitor for the proxy.
+	topology *pool.TopologyOptions
 }
 
 // testProxy is a shardgate server serving the shared cluster.
@@ -99,6 +101,20 @@ func startProxy(t testing.TB, mode proxy.PoolMode, adjust ...func(*proxyConfig))
 	}
 	po := cfg.pool
 	cfg.opts.Pools = &pool.Set{Options: func(pool.Key) pool.Options { return po }}
+	if cfg.topology != nil {
+		to := *cfg.topology
+		to.Logger = cfg.opts.Logger
+		to.Load = cfg.opts.Pools.InUse
+		topo := pool.NewTopology(to)
+		topo.Start()
+		t.Cleanup(topo.Close)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := topo.Ready(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cfg.opts.Topology = topo
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -205,6 +205,10 @@ func TestPreparedAcrossServers(t *testing.T) {
 			if tx, err = holder.Begin(ctx); err != nil {
 				t.Fatal(err)
 			}
+			// BEGIN alone takes no server: its first statement does.
+			if _, err := tx.Exec(ctx, "select 1"); err != nil {
+				t.Fatal(err)
+			}
 		}
 		var pid uint32
 		var got int
@@ -251,6 +255,10 @@ func TestCheckoutTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(ctx)
+	// BEGIN alone takes no server: its first statement does.
+	if _, err := tx.Exec(ctx, "select 1"); err != nil {
+		t.Fatal(err)
+	}
 	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	start := time.Now()
