@@ -4,7 +4,7 @@ export PATH := $(PATH):/usr/local/go/bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build run test unit bench acceptance vet fmt clean
+.PHONY: all build run test unit bench bench-ryw acceptance vet fmt clean
 
 all: build
 
@@ -35,6 +35,15 @@ unit:
 bench: build
 	@.ci/install-deps
 	$(GO) run ./test/cmd/benchrun
+
+# Read-your-writes under load: 64 clients through an in-process shardgate
+# while WAL replay is paused at random on two replicas, then the same with
+# every read on the primary. Fails on any stale read. Pass flags with
+# RYWFLAGS, e.g. make bench-ryw RYWFLAGS=-quick.
+bench-ryw:
+	@.ci/install-deps
+	$(GO) build -o bin/rywload ./test/cmd/rywload
+	./bin/rywload $(RYWFLAGS)
 
 # pgx's own test suite through shardgate (session and transaction mode).
 acceptance: build
