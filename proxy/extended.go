@@ -54,6 +54,9 @@ func (s *session) query(body []byte) error {
 		s.unnamed = nil
 	}
 	s.noteSentLocked(l, &a)
+	if a.Write && mayCopyIn(unsafe.String(unsafe.SliceData(text), len(text))) {
+		l.copyIn = copySimple
+	}
 	capture := s.captureDueLocked(l)
 	s.mu.Unlock()
 	wire.WriteFrame(l.w, 'Q', body)
@@ -350,6 +353,9 @@ func (s *session) bind(body []byte) error {
 	s.ensurePreparedLocked(l, string(name), cs)
 	if cs.analysis.Write {
 		l.wrote = true
+		if mayCopyIn(cs.query) {
+			l.copyIn = copyExtended
+		}
 	}
 	bound := pending{kind: 'B'}
 	if len(name) > 0 {

@@ -58,6 +58,10 @@ type link struct {
 	wrote bool
 	// lsnDue counts position queries in flight; the pump reads their rows.
 	lsnDue atomic.Int32
+	// copyIn: a request that may start COPY FROM STDIN was sent; the
+	// server takes no query until the copy ends, so the position query
+	// waits for CopyDone.
+	copyIn copyState
 	// retry, while set, can replay the link's first request elsewhere.
 	retry *retryLog
 	// heldZ is the client's ReadyForQuery held back until the position of
@@ -340,6 +344,13 @@ func (s *session) onServerMessage(l *link, typ byte, body []byte) (forward bool,
 			s.settings.endTransaction(l.st.settings)
 			if l.wrote && s.srv.opts.Routing.RYW == RYWTime {
 				s.wroteAt, l.wrote = time.Now(), false
+			}
+			if l.copyIn != copyNone && l.wrote && !hidden {
+				// It was not a COPY after all, and its commit position was
+				// never asked for: the client reads from the primary for
+				// a while instead.
+				s.primaryUntil = time.Now().Add(s.srv.opts.Routing.RYWWindow)
+				l.copyIn, l.wrote = copyNone, false
 			}
 		}
 		switch {

@@ -178,7 +178,7 @@ func (s *session) pick(n need, exclude *pool.Host) (target, error) {
 	case s.role == roleReplica:
 		write, forced = false, true
 	}
-	minLSN, wroteAt := s.causal, s.wroteAt
+	minLSN, wroteAt, primaryUntil := s.causal, s.wroteAt, s.primaryUntil
 	s.mu.Unlock()
 
 	if write || s.mode == SessionMode || rt.ReplicaReads == ReplicaReadsOff {
@@ -189,13 +189,12 @@ func (s *session) pick(n need, exclude *pool.Host) (target, error) {
 		switch rt.RYW {
 		case RYWLSN:
 			req.MinLSN, req.Wait = minLSN, rt.RYWWait
+			if time.Now().Before(primaryUntil) {
+				return s.rywPrimary(shard)
+			}
 		case RYWTime:
 			if !wroteAt.IsZero() && time.Since(wroteAt) < rt.RYWWindow {
-				t, err := s.primaryTarget(shard)
-				if err == nil {
-					topo.NoteRYWRead(t.host)
-				}
-				return t, err
+				return s.rywPrimary(shard)
 			}
 		}
 	}
@@ -206,6 +205,16 @@ func (s *session) pick(n need, exclude *pool.Host) (target, error) {
 	p, _ := topo.Primary(shard)
 	rw := h == p
 	return target{pool: s.srv.pool(s.user, s.db, shard, h.Addr(), rw), host: h, rw: rw}, nil
+}
+
+// rywPrimary sends a read to the primary for read-your-writes, and counts
+// it so.
+func (s *session) rywPrimary(shard int) (target, error) {
+	t, err := s.primaryTarget(shard)
+	if err == nil {
+		s.srv.opts.Topology.NoteRYWRead(t.host)
+	}
+	return t, err
 }
 
 func (s *session) primaryTarget(shard int) (target, error) {

@@ -66,6 +66,9 @@ type session struct {
 	role    roleOverride
 	causal  pool.LSN
 	wroteAt time.Time
+	// primaryUntil sends reads to the primary after a write whose commit
+	// position could not be learnt.
+	primaryUntil time.Time
 
 	// Read retries (session goroutine only): cur is the message being
 	// handled, retries the attempts of the current read, exclude the
@@ -400,6 +403,19 @@ func (s *session) copyData(typ byte, n int) error {
 	l.retry = nil
 	s.mu.Unlock()
 	err := s.in.CopyTo(l.w, typ, n)
+	capture := false
+	if typ == 'c' || typ == 'f' {
+		s.mu.Lock()
+		simple := l.copyIn == copySimple
+		l.copyIn = copyNone
+		// After a simple-protocol COPY the server takes queries again; an
+		// extended one still waits for the client's Sync, which captures.
+		capture = simple && s.captureDueLocked(l)
+		s.mu.Unlock()
+	}
+	if capture {
+		writeCapture(l)
+	}
 	s.done(l)
 	return err
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"encoding/binary"
+	"strings"
 
 	"github.com/shardgate/shardgate/pool"
 	"github.com/shardgate/shardgate/proxy/wire"
@@ -103,7 +104,7 @@ const positionQuery = "SELECT pg_catalog.pg_current_wal_insert_lsn()"
 // reads must find on a replica. It travels in the same packet as the
 // commit, so it costs the client no round trip.
 func (s *session) captureDueLocked(l *link) bool {
-	if !l.wrote || l.openTx || !l.rw || s.mode == SessionMode || s.srv.opts.Topology == nil || s.srv.opts.Routing.RYW != RYWLSN {
+	if !l.wrote || l.copyIn != copyNone || l.openTx || !l.rw || s.mode == SessionMode || s.srv.opts.Topology == nil || s.srv.opts.Routing.RYW != RYWLSN {
 		return false
 	}
 	l.wrote = false
@@ -130,4 +131,23 @@ func (s *session) notePositionLocked(body []byte) {
 	if err == nil && lsn > s.causal {
 		s.causal = lsn
 	}
+}
+
+// copyState tracks a COPY FROM STDIN that may be under way.
+type copyState uint8
+
+const (
+	copyNone copyState = iota
+	copySimple
+	copyExtended
+)
+
+// mayCopyIn reports whether a write may start COPY FROM STDIN: a statement
+// that starts with COPY, or a multi-statement string that mentions it.
+func mayCopyIn(sql string) bool {
+	t := strings.TrimLeft(sql, " \t\r\n(")
+	if len(t) >= 4 && strings.EqualFold(t[:4], "copy") {
+		return true
+	}
+	return strings.Contains(sql, ";") && strings.Contains(strings.ToLower(sql), "copy")
 }

@@ -1,6 +1,7 @@
 package acceptance
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/shardgate/shardgate/pool"
 	"github.com/shardgate/shardgate/proxy"
 	"github.com/shardgate/shardgate/proxy/auth"
@@ -27,6 +30,13 @@ const directTotal = 2290 + 21
 // pooledFailures are the pgx tests that fail through shardgate in
 // transaction mode for reasons inherent to transaction pooling; the README
 // lists them with these reasons. Any other failure fails this test.
+// replicaFailures are the extra failures when reads go to a replica:
+// read-your-writes holds per client connection, and these tests write on
+// one connection of a database/sql pool and read on another.
+var replicaFailures = map[string]string{
+	"TestConnConcurrency": "writes through some connections of a database/sql pool, then reads the rows back through others",
+}
+
 var pooledFailures = map[string]string{
 	"TestFatalTxError":                                 terminateByPID,
 	"TestFatalRxError":                                 terminateByPID,
@@ -75,13 +85,23 @@ func TestPgxSuite(t *testing.T) {
 	}
 	script := suiteScript(t)
 	c := cluster.ForTest(t, cluster.Options{
-		Shards:    1,
+		Shards: 1, Replicas: 1,
 		Databases: []cluster.Database{{Name: "pgx_test", Owner: "postgres"}},
 	})
 	setup := c.Shards[0].Primary.DSN("postgres", "", "pgx_test")
-	for _, mode := range []proxy.PoolMode{proxy.SessionMode, proxy.TransactionMode} {
-		t.Run(mode.String(), func(t *testing.T) {
-			addr := serve(t, c, mode)
+	for _, rc := range []struct {
+		mode proxy.PoolMode
+		// replicas: reads go to the replica, with read-your-writes by
+		// LSN, which pgx's tests (create, then query at once) rely on.
+		replicas bool
+	}{{proxy.SessionMode, false}, {proxy.TransactionMode, false}, {proxy.TransactionMode, true}} {
+		mode := rc.mode
+		name := mode.String()
+		if rc.replicas {
+			name += "-replicas"
+		}
+		t.Run(name, func(t *testing.T) {
+			addr := serve(t, c, mode, rc.replicas)
 			host, port, _ := net.SplitHostPort(addr)
 			dsn := fmt.Sprintf("host=%s port=%s user=postgres password=postgres dbname=pgx_test sslmode=disable", host, port)
 			run := func(extra ...string) (passed, failed, skipped int, failures []string, summary string) {
@@ -106,7 +126,11 @@ func TestPgxSuite(t *testing.T) {
 			var unexpected []string
 			for _, f := range failures {
 				top := strings.Split(f, "/")[0]
-				if _, known := pooledFailures[top]; (mode == proxy.SessionMode || !known) && !slices.Contains(unexpected, top) {
+				_, known := pooledFailures[top]
+				if _, ok := replicaFailures[top]; ok && rc.replicas {
+					known = true
+				}
+				if (mode == proxy.SessionMode || !known) && !slices.Contains(unexpected, top) {
 					unexpected = append(unexpected, top)
 				}
 			}
@@ -142,7 +166,7 @@ func failedTests(dir string) []string {
 	return out
 }
 
-func serve(t *testing.T, c *cluster.Cluster, mode proxy.PoolMode) string {
+func serve(t *testing.T, c *cluster.Cluster, mode proxy.PoolMode, replicas bool) string {
 	t.Helper()
 	cred := auth.Credential{User: "postgres", Method: auth.MethodSCRAM, Password: "postgres"}
 	if err := cred.Prepare(); err != nil {
@@ -151,13 +175,38 @@ func serve(t *testing.T, c *cluster.Cluster, mode proxy.PoolMode) string {
 	pools := &pool.Set{Options: func(pool.Key) pool.Options {
 		return pool.Options{Size: 40, CheckoutTimeout: 30 * time.Second, ConnectTimeout: 10 * time.Second}
 	}}
-	srv := proxy.NewServer(proxy.Options{
+	opts := proxy.Options{
 		Mode:   mode,
 		Users:  map[string]*proxy.User{"postgres": {Credential: cred, ServerUser: "postgres"}},
 		Shards: []proxy.Shard{{Name: "s0", Primary: c.Shards[0].Primary.Addr()}},
 		Pools:  pools,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+	if replicas {
+		topo := pool.NewTopology(pool.TopologyOptions{
+			Shards: []pool.ShardSpec{{Name: "s0", Hosts: []pool.HostSpec{{Addr: c.Shards[0].Primary.Addr()}, {Addr: c.Shards[0].Replicas[0].Addr()}}}},
+			Connect: func(ctx context.Context, addr string) (*pgconn.PgConn, error) {
+				cfg, err := pool.ConnConfig(addr, "postgres", "", "postgres", nil, false)
+				if err != nil {
+					return nil, err
+				}
+				return pgconn.ConnectConfig(ctx, cfg)
+			},
+			Timeout: 5 * time.Second,
+			Load:    pools.InUse,
+			Logger:  opts.Logger,
+		})
+		topo.Start()
+		t.Cleanup(topo.Close)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := topo.Ready(ctx); err != nil {
+			t.Fatal(err)
+		}
+		opts.Topology = topo
+		opts.Routing = proxy.Routing{RYW: proxy.RYWLSN, RYWWait: 50 * time.Millisecond, RYWWindow: 5 * time.Second}
+	}
+	srv := proxy.NewServer(opts)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -286,3 +286,31 @@ func TestShowHosts(t *testing.T) {
 		t.Fatalf("SHOW shardgate.hosts: %v", got)
 	}
 }
+
+// TestCopyFromWithReplicas: COPY FROM STDIN is a write that the server
+// finishes only after the client's CopyDone, so its commit position is
+// learnt then; the client's next read sees the copied rows.
+func TestCopyFromWithReplicas(t *testing.T) {
+	ctx := ctxT(t)
+	if _, err := direct(t).Exec(ctx, "create table if not exists copied (id int); grant all on copied to app; truncate copied"); err != nil {
+		t.Fatal(err)
+	}
+	p := startProxy(t, proxy.TransactionMode, withTopology(pg, lsnRouting()))
+	c := p.connect(t)
+	if err := replica().PauseReplay(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer replica().ResumeReplay(context.Background())
+	rows := make([][]any, 100)
+	for i := range rows {
+		rows[i] = []any{i}
+	}
+	n, err := c.CopyFrom(ctx, pgx.Identifier{"copied"}, []string{"id"}, pgx.CopyFromRows(rows))
+	if err != nil || n != 100 {
+		t.Fatalf("copy: %d rows, %v", n, err)
+	}
+	var count int
+	if err := c.QueryRow(ctx, "select count(*) from copied").Scan(&count); err != nil || count != 100 {
+		t.Fatalf("after COPY the client sees %d rows (%v), want 100", count, err)
+	}
+}
