@@ -214,11 +214,11 @@ func (t *Topology) answered(h *Host, gen uint64, res pollResult) {
 
 	switch oldRole := Role(old & roleMask); {
 	case wasBanned:
-		h.log.Info("shardgate: host answers again", "role", role, "down_for", downFor.Round(time.Millisecond))
+		h.log.Info("shardgate: host answers again", "role", role.String(), "down_for", downFor.Round(time.Millisecond))
 	case old&healthMask == healthUnknown:
-		h.log.Info("shardgate: host is up", "role", role, "lsn", res.lsn)
+		h.log.Info("shardgate: host is up", "role", role.String(), "lsn", res.lsn.String())
 	case oldRole != role:
-		h.log.Info("shardgate: host changed role", "from", oldRole, "to", role, "lsn", res.lsn)
+		h.log.Info("shardgate: host changed role", "from", oldRole.String(), "to", role.String(), "lsn", res.lsn.String())
 	}
 	h.sh.polled(t, h, now)
 	// Last, so that Ready returns with the shard's primary chosen.
