@@ -72,11 +72,21 @@ func (s *session) awaitOutcome() error {
 	}
 	r := l.retry
 	r.complete = true
-	s.mu.Unlock()
 	// The request may sit in the buffer if the client sent more behind
-	// it; the server must have it to answer.
-	if err := l.w.Flush(); err != nil {
+	// it; the server must have it to answer. Counted as a write, so the
+	// link cannot go back to the pool under the flush.
+	l.writers++
+	s.mu.Unlock()
+	err := l.w.Flush()
+	s.mu.Lock()
+	l.writers--
+	release := s.releasableLocked(l)
+	s.mu.Unlock()
+	if err != nil {
 		l.be.Net().Close()
+	}
+	if release {
+		l.be.Pool().Put(l.be)
 	}
 	if <-r.outcome {
 		return nil
