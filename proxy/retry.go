@@ -1,6 +1,13 @@
 package proxy
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
+
+// retryPatience is how long the session waits for a retryable read's
+// first reply before it lets the read go on without a retry.
+const retryPatience = 500 * time.Millisecond
 
 // maxReadRetries bounds how often one read moves to another server after
 // the one serving it failed.
@@ -77,18 +84,29 @@ func (s *session) awaitOutcome() error {
 	// link cannot go back to the pool under the flush.
 	l.writers++
 	s.mu.Unlock()
-	err := l.w.Flush()
-	s.mu.Lock()
-	l.writers--
-	release := s.releasableLocked(l)
-	s.mu.Unlock()
-	if err != nil {
-		l.be.Net().Close()
+	s.flushHeld(l)
+	var ok bool
+	timer := time.NewTimer(retryPatience)
+	select {
+	case ok = <-r.outcome:
+		timer.Stop()
+	case <-timer.C:
+		s.mu.Lock()
+		if l.retry == r {
+			// A slow read: give up the chance of a retry rather than hold
+			// the client's session, and push the request out again in
+			// case it is still buffered.
+			l.retry = nil
+			l.writers++
+			s.mu.Unlock()
+			s.log.Debug("read slow to answer; it will not be retried elsewhere", "server", l.be.Addr())
+			s.flushHeld(l)
+			return nil
+		}
+		s.mu.Unlock()
+		ok = <-r.outcome // settled meanwhile: the value is there
 	}
-	if release {
-		l.be.Pool().Put(l.be)
-	}
-	if <-r.outcome {
+	if ok {
 		return nil
 	}
 	if topo := s.srv.opts.Topology; topo != nil && l.host != nil {
@@ -129,4 +147,20 @@ func (s *session) failedRetryLocked(l *link) bool {
 	}
 	l.settleLocked(false)
 	return true
+}
+
+// flushHeld flushes a link the caller counted as a writer, then lets it go
+// back to the pool if it is done.
+func (s *session) flushHeld(l *link) {
+	err := l.w.Flush()
+	s.mu.Lock()
+	l.writers--
+	release := s.releasableLocked(l)
+	s.mu.Unlock()
+	if err != nil {
+		l.be.Net().Close()
+	}
+	if release {
+		l.be.Pool().Put(l.be)
+	}
 }

@@ -14,11 +14,15 @@
 // the check does catch stale reads when there are some.
 //
 // It prints throughput, stale reads, the share of reads replicas served
-// and latency percentiles per mode, and exits 1 on any stale read, failed
-// statement, or when replicas served under 70% of the plain reads.
+// and latency percentiles per mode, and exits 1 on any stale read, on any
+// statement that failed or got no answer within 15s, when a proxy's
+// sessions do not end after its clients left, when replicas served under
+// 70% of the plain reads with read-your-writes on, or when the ryw=off
+// check saw no stale read. A hung statement or shutdown also gets the
+// process's goroutines, shardgate's included, dumped to a file.
 //
 // Usage:
 //
 //	rywload [--quick] [--duration 60s] [--clients 64] [--write-share 0.3]
-//	        [--stale-check 5s] [--seed N]
+//	        [--stale-check 5s] [--sync-commit] [--seed N]
 package main

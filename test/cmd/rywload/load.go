@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -74,23 +76,35 @@ type config struct {
 	// warnings.
 	progress io.Writer
 	proxyLog *cappedLog
+	// dumpDir receives goroutine dumps taken when a statement or the
+	// proxy's shutdown hangs; empty means the system's temporary
+	// directory.
+	dumpDir string
 }
 
 // phaseResult is one mode's run.
 type phaseResult struct {
-	mode    mode
-	clients int
-	elapsed time.Duration
+	mode mode
+	// window is the run's nominal length; elapsed lasts until the last
+	// client finished, later if a statement hung.
+	window, elapsed time.Duration
 	counts
 	chaos chaosStats
+	// timeline is the throughput of each timelineStep of the window, to
+	// tell a steady rate from one that decays as the table grows.
+	timeline []float64
+	// closeHung: the proxy's Server.Close did not return within
+	// closeTimeout after every client had left.
+	closeHung bool
 }
 
-// tps is statements per second.
+// tps is statements per second within the window, so that a statement
+// hanging past its end does not stretch the run it is measured over.
 func (r *phaseResult) tps() float64 {
-	if r.elapsed <= 0 {
+	if r.window <= 0 {
 		return 0
 	}
-	return float64(r.statements()) / r.elapsed.Seconds()
+	return float64(r.inWindow) / r.window.Seconds()
 }
 
 // report is everything measure found.
@@ -104,6 +118,8 @@ type report struct {
 	// proxyWarnings counts the lines shardgate logged at warning level
 	// or above, over all phases.
 	proxyWarnings int
+	// dumps are the goroutine dumps written, if any.
+	dumps []string
 }
 
 // measure runs the workload on c in each mode, with a fresh proxy and an
@@ -116,6 +132,10 @@ func measure(ctx context.Context, c *cluster.Cluster, cfg config) (*report, erro
 	if cfg.proxyLog == nil {
 		cfg.proxyLog = &cappedLog{w: io.Discard}
 	}
+	if cfg.dumpDir == "" {
+		cfg.dumpDir = os.TempDir()
+	}
+	dg := &diag{w: cfg.progress, dir: cfg.dumpDir}
 	sh := c.Shards[0]
 	admin, err := pgx.Connect(ctx, sh.Primary.DSN("postgres", "", appDB))
 	if err != nil {
@@ -135,16 +155,19 @@ func measure(ctx context.Context, c *cluster.Cluster, cfg config) (*report, erro
 	rep := &report{cfg: cfg, replicas: len(sh.Replicas)}
 	log := slog.New(slog.NewTextHandler(cfg.proxyLog, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	rng := rand.New(rand.NewPCG(cfg.seed, 0))
-	defer func() { rep.proxyWarnings = cfg.proxyLog.count() }()
+	defer func() {
+		cfg.proxyLog.mute()
+		rep.proxyWarnings, rep.dumps = cfg.proxyLog.count(), dg.dumps
+	}()
 	for _, m := range []mode{modeRYW, modeAllPrimary} {
-		res, err := runPhase(ctx, c, admin, m, cfg.duration, cfg, rng, log)
+		res, err := runPhase(ctx, c, admin, m, cfg.duration, cfg, rng, log, dg)
 		if err != nil {
 			return rep, fmt.Errorf("%s: %w", m.name, err)
 		}
 		rep.phases = append(rep.phases, res)
 	}
 	if cfg.proofDuration > 0 {
-		res, err := runPhase(ctx, c, admin, modeNoRYW, cfg.proofDuration, cfg, rng, log)
+		res, err := runPhase(ctx, c, admin, modeNoRYW, cfg.proofDuration, cfg, rng, log, dg)
 		if err != nil {
 			return rep, fmt.Errorf("%s: %w", modeNoRYW.name, err)
 		}
@@ -155,7 +178,7 @@ func measure(ctx context.Context, c *cluster.Cluster, cfg config) (*report, erro
 
 // runPhase runs the workload for d through a new proxy routing as m says.
 func runPhase(ctx context.Context, c *cluster.Cluster, admin *pgx.Conn, m mode, d time.Duration,
-	cfg config, rng *rand.Rand, log *slog.Logger) (*phaseResult, error) {
+	cfg config, rng *rand.Rand, log *slog.Logger, dg *diag) (*phaseResult, error) {
 	sh := c.Shards[0]
 	if err := resetTable(ctx, admin, sh.Replicas); err != nil {
 		return nil, err
@@ -164,7 +187,8 @@ func runPhase(ctx context.Context, c *cluster.Cluster, admin *pgx.Conn, m mode, 
 	if err != nil {
 		return nil, err
 	}
-	defer p.close()
+	res := &phaseResult{mode: m}
+	defer func() { res.closeHung = !closeBounded(p, dg) }()
 	// Connect everyone before the clock starts, so that the run measures
 	// statements rather than logins.
 	workers := make([]*worker, cfg.clients)
@@ -176,7 +200,7 @@ func runPhase(ctx context.Context, c *cluster.Cluster, admin *pgx.Conn, m mode, 
 		}
 	}()
 	for i := range workers {
-		w := &worker{id: i, dsn: p.dsn(), writeShare: cfg.writeShare,
+		w := &worker{id: i, dsn: p.dsn(), writeShare: cfg.writeShare, diag: dg,
 			rng: rand.New(rand.NewPCG(rng.Uint64(), uint64(i)))}
 		if w.conn, err = pgx.Connect(ctx, w.dsn); err != nil {
 			return nil, fmt.Errorf("client %d: connect through shardgate: %w", i, err)
@@ -191,7 +215,6 @@ func runPhase(ctx context.Context, c *cluster.Cluster, admin *pgx.Conn, m mode, 
 	}
 	fmt.Fprintf(cfg.progress, "rywload: %s: %d clients for %v...\n", m.name, cfg.clients, d)
 
-	res := &phaseResult{mode: m, clients: cfg.clients}
 	chaosCtx, stopChaos := context.WithCancel(ctx)
 	defer stopChaos()
 	chaosDone := make(chan chaosStats, 1)
@@ -199,14 +222,19 @@ func runPhase(ctx context.Context, c *cluster.Cluster, admin *pgx.Conn, m mode, 
 		chaosRng := rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))
 		go func() { chaosDone <- replayChaos(chaosCtx, sh.Replicas, chaosRng) }()
 	}
+	var finished atomic.Int64
 	start := time.Now()
 	deadline := start.Add(d)
+	timeline := make(chan []float64, 1)
+	go func() { timeline <- sampleRate(ctx, &finished, start, deadline) }()
 	var wg sync.WaitGroup
 	for _, w := range workers {
+		w.total = &finished
 		wg.Go(func() { w.run(ctx, deadline) })
 	}
 	wg.Wait()
-	res.elapsed = time.Since(start)
+	res.window, res.elapsed = d, time.Since(start)
+	res.timeline = <-timeline
 	if m.chaos {
 		stopChaos()
 		res.chaos = <-chaosDone
@@ -231,6 +259,8 @@ func resetTable(ctx context.Context, admin *pgx.Conn, replicas []*cluster.Host) 
 	if err := admin.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&lsn); err != nil {
 		return err
 	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
 	for _, h := range replicas {
 		if err := h.WaitReplayed(ctx, lsn); err != nil {
 			return err
@@ -248,9 +278,47 @@ type worker struct {
 	writeShare float64
 	seq        int64
 	c          counts
+	diag       *diag
+	deadline   time.Time
+	// total counts the statements of every client, for the timeline.
+	total *atomic.Int64
+}
+
+// finished counts a statement that succeeded at t towards throughput if
+// it did so within the window.
+func (w *worker) finished(t time.Time) {
+	if !t.After(w.deadline) {
+		w.c.inWindow++
+		w.total.Add(1)
+	}
+}
+
+// timelineStep is the resolution of phaseResult.timeline.
+const timelineStep = 10 * time.Second
+
+// sampleRate returns the rate at which n grew in each whole timelineStep
+// from start until deadline, or until ctx ends.
+func sampleRate(ctx context.Context, n *atomic.Int64, start, deadline time.Time) []float64 {
+	var out []float64
+	prev := int64(0)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for at := start.Add(timelineStep); !at.After(deadline); at = at.Add(timelineStep) {
+		timer.Reset(time.Until(at))
+		select {
+		case <-ctx.Done():
+			return out
+		case <-timer.C:
+		}
+		cur := n.Load()
+		out = append(out, float64(cur-prev)/timelineStep.Seconds())
+		prev = cur
+	}
+	return out
 }
 
 func (w *worker) run(ctx context.Context, deadline time.Time) {
+	w.deadline = deadline
 	for ctx.Err() == nil && time.Now().Before(deadline) {
 		if w.conn.IsClosed() && !w.reconnect(ctx, deadline) {
 			return
@@ -275,7 +343,7 @@ func (w *worker) reconnect(ctx context.Context, deadline time.Time) bool {
 			w.c.reconnects++
 			return true
 		}
-		w.c.noteError("connect", err)
+		w.fail("connect", err)
 		time.Sleep(100 * time.Millisecond)
 	}
 	return false
@@ -289,19 +357,22 @@ func (w *worker) writeThenRead(ctx context.Context) {
 	if err := w.exec(ctx, insertSQL, w.id, w.seq); err != nil {
 		// An insert that failed may or may not have committed; either
 		// way there is nothing the read must find.
-		w.c.noteError("insert", err)
+		w.fail("insert", err)
 		return
 	}
 	t1 := time.Now()
+	w.finished(t1)
 	w.c.writeLat.add(t1.Sub(t0))
 	w.c.writes++
 	var n int64
 	var onReplica bool
 	if err := w.queryRow(ctx, ownReadSQL, []any{w.id, w.seq}, &n, &onReplica); err != nil {
-		w.c.noteError("own read", err)
+		w.fail("own read", err)
 		return
 	}
-	took := time.Since(t1)
+	t2 := time.Now()
+	w.finished(t2)
+	took := t2.Sub(t1)
 	w.c.ownLat.add(took)
 	w.c.ownReads++
 	if onReplica {
@@ -318,7 +389,7 @@ func (w *worker) writeThenRead(ctx context.Context) {
 				where = "a replica"
 			}
 			w.c.staleSamples = append(w.c.staleSamples,
-				fmt.Sprintf("client %d seq %d: count 0 on %s, read %v after the insert returned", w.id, w.seq, where, took.Round(time.Microsecond)))
+				fmt.Sprintf("client %d seq %d: count 0 on %s; the read took %v", w.id, w.seq, where, took.Round(time.Microsecond)))
 		}
 	}
 }
@@ -328,13 +399,26 @@ func (w *worker) plainRead(ctx context.Context) {
 	var onReplica bool
 	var n int64
 	if err := w.queryRow(ctx, readSQL, []any{w.id}, &onReplica, &n); err != nil {
-		w.c.noteError("plain read", err)
+		w.fail("plain read", err)
 		return
 	}
-	w.c.plainLat.add(time.Since(t0))
+	t1 := time.Now()
+	w.finished(t1)
+	w.c.plainLat.add(t1.Sub(t0))
 	w.c.plainReads++
 	if onReplica {
 		w.c.plainOnReplica++
+	}
+}
+
+// fail counts a failed statement and shows the first ones at once; a
+// statement that timed out also gets the goroutines dumped, since a hung
+// session is still stuck only now.
+func (w *worker) fail(stmt string, err error) {
+	w.c.noteError(stmt, err)
+	w.diag.statementFailed(w.id, stmt, err)
+	if errors.Is(err, errTimeout) {
+		w.diag.dump(fmt.Sprintf("client %d: %s got no answer within %v", w.id, stmt, stmtTimeout))
 	}
 }
 
@@ -351,11 +435,14 @@ func (w *worker) queryRow(ctx context.Context, sql string, args []any, dest ...a
 	return explainTimeout(w.conn.QueryRow(ctx, sql, args...).Scan(dest...))
 }
 
-// explainTimeout says that a statement ran out of stmtTimeout, which
-// pgx reports only as a cancelled context or a closed connection.
+// errTimeout marks a statement that ran out of stmtTimeout.
+var errTimeout = fmt.Errorf("no answer within %v", stmtTimeout)
+
+// explainTimeout says that a statement ran out of stmtTimeout, which pgx
+// reports only as an expired context.
 func explainTimeout(err error) error {
 	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("no answer within %v: %w", stmtTimeout, err)
+		return fmt.Errorf("%w: %w", errTimeout, err)
 	}
 	return err
 }

@@ -107,9 +107,9 @@ func TestRunRejectsBadFlags(t *testing.T) {
 
 func TestFailures(t *testing.T) {
 	ok := func() *report {
-		ryw := &phaseResult{mode: modeRYW, elapsed: time.Second, chaos: chaosStats{pauses: 3}}
+		ryw := &phaseResult{mode: modeRYW, window: time.Second, elapsed: time.Second, chaos: chaosStats{pauses: 3}}
 		ryw.writes, ryw.ownReads, ryw.plainReads, ryw.plainOnReplica = 10, 10, 100, 90
-		all := &phaseResult{mode: modeAllPrimary, elapsed: time.Second}
+		all := &phaseResult{mode: modeAllPrimary, window: time.Second, elapsed: time.Second}
 		all.writes, all.ownReads, all.plainReads = 10, 10, 100
 		proof := &phaseResult{mode: modeNoRYW}
 		proof.ownReads, proof.stale = 10, 9
@@ -124,6 +124,8 @@ func TestFailures(t *testing.T) {
 		"few replica": func(r *report) { r.phases[0].plainOnReplica = 69 },
 		"no pauses":   func(r *report) { r.phases[0].chaos.pauses = 0 },
 		"blind check": func(r *report) { r.proof.stale = 0 },
+		"check error": func(r *report) { r.proof.noteError("plain read", context.DeadlineExceeded) },
+		"stuck close": func(r *report) { r.phases[0].closeHung = true },
 	} {
 		r := ok()
 		spoil(r)

@@ -135,12 +135,6 @@ func (p *runningProxy) dsn() string {
 		host, port, appUser, appPassword, appDB)
 }
 
-func (p *runningProxy) close() {
-	p.srv.Close()
-	p.pools.Close()
-	p.topo.Close()
-}
-
 // cappedLog passes the first limit lines written to it on to w and only
 // counts the rest, so that a proxy failing on every statement cannot bury
 // the report under its warnings. slog handlers write a record per call.
@@ -172,4 +166,12 @@ func (l *cappedLog) count() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.lines
+}
+
+// mute stops showing lines: a proxy left running because a session hung
+// would otherwise go on logging below the report as the cluster stops.
+func (l *cappedLog) mute() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.limit = 0
 }

@@ -71,6 +71,16 @@ func (r *report) write(w io.Writer) {
 	fmt.Fprintln(w)
 
 	for _, p := range r.phases {
+		if len(p.timeline) < 2 {
+			continue
+		}
+		fmt.Fprintf(w, "tps per %v, %s:", timelineStep, p.mode.name)
+		for _, v := range p.timeline {
+			fmt.Fprintf(w, " %.0f", v)
+		}
+		fmt.Fprintln(w)
+	}
+	for _, p := range r.phases {
 		c := p.chaos
 		fmt.Fprintf(w, "replay chaos during %s: %d pauses, each replica paused %.0f%% of the time, all paused %v in all",
 			p.mode.name, c.pauses, 100*c.paused.Seconds()/(p.elapsed.Seconds()*float64(max(r.replicas, 1))),
@@ -81,13 +91,33 @@ func (r *report) write(w io.Writer) {
 		fmt.Fprintln(w)
 	}
 	if p := r.proof; p != nil {
-		fmt.Fprintf(w, "stale-read check: %s on every replica, %v: %d own reads, %d stale (%.1f%%, %d of them on a replica)\n",
+		fmt.Fprintf(w, "stale-read check: %s on every replica, %v: %d own reads, %d stale (%.1f%%, %d of them on a replica)",
 			p.mode.name, r.cfg.proofDuration, p.ownReads, p.stale, share(p.stale, p.ownReads), p.staleOnReplica)
+		if n := p.errorTotal(); n > 0 {
+			fmt.Fprintf(w, ", %d errors", n)
+		}
+		fmt.Fprintln(w)
+	}
+	for _, p := range r.all() {
+		if late := p.elapsed - p.window; late > time.Second {
+			fmt.Fprintf(w, "%s: the last client finished %v after the window closed; tps counts only the window\n", p.mode.name, late.Round(100*time.Millisecond))
+		}
 	}
 	fmt.Fprintf(w, "shardgate logged %d lines at warning level or above\n", r.proxyWarnings)
-	for _, p := range r.phases {
+	for _, d := range r.dumps {
+		fmt.Fprintf(w, "goroutine dump: %s\n", d)
+	}
+	for _, p := range r.all() {
 		r.writeDetails(w, p)
 	}
+}
+
+// all returns the measured phases and the stale-read check, if it ran.
+func (r *report) all() []*phaseResult {
+	if r.proof == nil {
+		return r.phases
+	}
+	return append(r.phases[:len(r.phases):len(r.phases)], r.proof)
 }
 
 // writeDetails quotes a phase's errors and stale reads, for the proxy's
@@ -118,12 +148,19 @@ func (r *report) phaseNames() []string {
 // failures lists why the run fails; empty means it passes.
 func (r *report) failures() []string {
 	var out []string
+	for _, p := range r.all() {
+		// Errors and hangs are bugs in any phase, the ryw=off check
+		// included; its stale reads are what it is for.
+		if n := p.errorTotal(); n > 0 {
+			out = append(out, fmt.Sprintf("%s: %d statements failed", p.mode.name, n))
+		}
+		if p.closeHung {
+			out = append(out, fmt.Sprintf("%s: shardgate's Server.Close did not return within %v after every client left: a session is stuck", p.mode.name, closeTimeout))
+		}
+	}
 	for _, p := range r.phases {
 		if p.stale > 0 {
 			out = append(out, fmt.Sprintf("%s: %d stale reads of a client's own write", p.mode.name, p.stale))
-		}
-		if n := p.errorTotal(); n > 0 {
-			out = append(out, fmt.Sprintf("%s: %d statements failed", p.mode.name, n))
 		}
 		if p.ownReads == 0 || p.plainReads == 0 {
 			out = append(out, fmt.Sprintf("%s: no own reads or no plain reads were measured", p.mode.name))

@@ -81,6 +81,8 @@ type counts struct {
 	plainReads     int64
 	plainOnReplica int64
 	reconnects     int64
+	// inWindow counts the statements that succeeded before the deadline.
+	inWindow int64
 	// errors counts failed statements by "statement: message".
 	errors map[string]int64
 	// staleSamples keeps a few stale reads for the report.
@@ -124,6 +126,7 @@ func (c *counts) merge(o *counts) {
 	c.plainReads += o.plainReads
 	c.plainOnReplica += o.plainOnReplica
 	c.reconnects += o.reconnects
+	c.inWindow += o.inWindow
 	for k, v := range o.errors {
 		if c.errors == nil {
 			c.errors = map[string]int64{}
