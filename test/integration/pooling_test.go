@@ -334,6 +334,10 @@ func TestPinning(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(ctx)
+	// BEGIN alone takes no server: its first statement does.
+	if _, err := tx.Exec(ctx, "select 1"); err != nil {
+		t.Fatal(err)
+	}
 	a.Close(ctx)
 	c := p.connect(t)
 	var pid uint32
