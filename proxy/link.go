@@ -105,9 +105,13 @@ func (s *session) acquire(n need, entries ...pending) (*link, error) {
 
 // done ends a write started by acquire, flushing unless the client has
 // more requests buffered (they will go out in the same packet).
-func (s *session) done(l *link) {
+func (s *session) done(l *link) { s.endWrite(l, s.in.Buffered() == 0) }
+
+// endWrite ends a write in flight on l (counted in l.writers), flushing
+// first if asked, and lets the link go back to the pool if it is done.
+func (s *session) endWrite(l *link, flush bool) {
 	var err error
-	if s.in.Buffered() == 0 {
+	if flush {
 		err = l.w.Flush()
 	}
 	s.mu.Lock()
@@ -155,6 +159,7 @@ func (s *session) attach(n need) (*link, error) {
 	if s.retryableLocked(t) {
 		l.retry = &retryLog{outcome: make(chan bool, 1)}
 		l.recordLocked(s.cur.typ, s.cur.body)
+		s.recording = l
 	}
 	sql := replaySQL(s.settings.values, st.settings)
 	begin := s.begin

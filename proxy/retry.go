@@ -59,11 +59,19 @@ func (l *link) settleLocked(ok bool) {
 	}
 }
 
-// record keeps a message of a request that may be retried.
+// record keeps a message of a request that may be retried. Only while a
+// retryable link is being written (s.recording) does it take the lock: it
+// runs for every client message.
 func (s *session) record(typ byte, body []byte) {
+	l := s.recording
+	if l == nil {
+		return
+	}
 	s.mu.Lock()
-	if s.link != nil && s.link.retry != nil {
-		s.link.recordLocked(typ, body)
+	if s.link == l && l.retry != nil {
+		l.recordLocked(typ, body)
+	} else {
+		s.recording = nil
 	}
 	s.mu.Unlock()
 }
@@ -71,6 +79,7 @@ func (s *session) record(typ byte, body []byte) {
 // awaitOutcome waits, at the end of a retryable read, until the replica
 // has answered or failed; a failure runs the read again elsewhere.
 func (s *session) awaitOutcome() error {
+	s.recording = nil // the request is complete
 	s.mu.Lock()
 	l := s.link
 	if l == nil || l.retry == nil {
@@ -84,7 +93,7 @@ func (s *session) awaitOutcome() error {
 	// link cannot go back to the pool under the flush.
 	l.writers++
 	s.mu.Unlock()
-	s.flushHeld(l)
+	s.endWrite(l, true)
 	var ok bool
 	timer := time.NewTimer(retryPatience)
 	select {
@@ -100,7 +109,7 @@ func (s *session) awaitOutcome() error {
 			l.writers++
 			s.mu.Unlock()
 			s.log.Debug("read slow to answer; it will not be retried elsewhere", "server", l.be.Addr())
-			s.flushHeld(l)
+			s.endWrite(l, true)
 			return nil
 		}
 		s.mu.Unlock()
@@ -147,20 +156,4 @@ func (s *session) failedRetryLocked(l *link) bool {
 	}
 	l.settleLocked(false)
 	return true
-}
-
-// flushHeld flushes a link the caller counted as a writer, then lets it go
-// back to the pool if it is done.
-func (s *session) flushHeld(l *link) {
-	err := l.w.Flush()
-	s.mu.Lock()
-	l.writers--
-	release := s.releasableLocked(l)
-	s.mu.Unlock()
-	if err != nil {
-		l.be.Net().Close()
-	}
-	if release {
-		l.be.Pool().Put(l.be)
-	}
 }

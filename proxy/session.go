@@ -71,9 +71,11 @@ type session struct {
 	primaryUntil time.Time
 
 	// Read retries (session goroutine only): cur is the message being
-	// handled, retries the attempts of the current read, exclude the
+	// handled, recording the retryable link whose request is being
+	// written, retries the attempts of the current read, exclude the
 	// replica that failed it, replaying set while it runs again.
 	cur       clientMsg
+	recording *link
 	retries   int
 	exclude   *pool.Host
 	replaying bool
