@@ -48,3 +48,28 @@ func genCert(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "wrote %s and %s (self-signed, for development only)\n", args[0], args[1])
 	return 0
 }
+
+// shardmapCmd prints (show) or checks (validate) the shard map of a config
+// file.
+func shardmapCmd(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 2 || (args[0] != "show" && args[0] != "validate") {
+		fmt.Fprintln(stderr, "usage: shardgate shardmap show|validate FILE")
+		return 2
+	}
+	cfg, err := config.Load(args[1], nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: invalid configuration:\n%v\n", args[1], err)
+		return 1
+	}
+	m, err := cfg.ShardMap()
+	if err != nil { // Load validated it; kept for safety
+		fmt.Fprintf(stderr, "%s: invalid shard map:\n%v\n", args[1], err)
+		return 1
+	}
+	if args[0] == "validate" {
+		fmt.Fprintf(stdout, "%s: the shard map is valid: %d shards, %d distributions\n", args[1], len(m.Shards()), len(m.Distributions()))
+		return 0
+	}
+	fmt.Fprint(stdout, m.Describe())
+	return 0
+}

@@ -25,6 +25,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return checkConfig(args, stdout, stderr)
 	case "gen-cert":
 		return genCert(args, stdout, stderr)
+	case "shardmap":
+		return shardmapCmd(args, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "shardgate %s\n", version)
 		return 0
@@ -41,6 +43,7 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   shardgate [serve] --config FILE [--listen.addr HOST:PORT] [--pool.mode MODE] ...
   shardgate check-config FILE
+  shardgate shardmap show|validate FILE
   shardgate gen-cert CERT_FILE KEY_FILE [HOST...]
   shardgate version
 

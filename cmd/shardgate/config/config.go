@@ -15,10 +15,12 @@ type Config struct {
 	Backend BackendConfig `mapstructure:"backend" yaml:"backend"`
 	Users   []User        `mapstructure:"users" yaml:"users"`
 	Shards  []Shard       `mapstructure:"shards" yaml:"shards"`
-	Routing RoutingConfig `mapstructure:"routing" yaml:"routing"`
-	Monitor MonitorConfig `mapstructure:"monitor" yaml:"monitor"`
-	Log     LogConfig     `mapstructure:"log" yaml:"log"`
-	Runtime RuntimeConfig `mapstructure:"runtime" yaml:"runtime"`
+	// Sharding places tables on shards.
+	Sharding ShardingConfig `mapstructure:"sharding" yaml:"sharding"`
+	Routing  RoutingConfig  `mapstructure:"routing" yaml:"routing"`
+	Monitor  MonitorConfig  `mapstructure:"monitor" yaml:"monitor"`
+	Log      LogConfig      `mapstructure:"log" yaml:"log"`
+	Runtime  RuntimeConfig  `mapstructure:"runtime" yaml:"runtime"`
 }
 
 // RuntimeConfig tunes the Go runtime shardgate runs on.

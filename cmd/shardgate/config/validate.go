@@ -75,6 +75,7 @@ func (c *Config) Validate() error {
 	c.validateBackend(&v)
 	c.validateUsers(&v)
 	c.validateShards(&v)
+	c.validateSharding(&v)
 	c.validateRouting(&v)
 	c.validateMonitor(&v)
 	oneOf(&v, "log.level", c.Log.Level, LogDebug, LogInfo, LogWarn, LogError)

@@ -1,0 +1,256 @@
+package shardmap
+
+import (
+	"context"
+	"fmt"
+	"math/bits"
+	"strings"
+)
+
+// Map is a checked shard map. It is immutable; a changed map is a new Map
+// with a higher Version.
+type Map struct {
+	version      uint64
+	shards       []string
+	index        map[string]int
+	defaultShard int
+	dists        []*Distribution
+	byName       map[string]*Distribution
+	// tables holds sharded tables by "schema.name", and unqualified ones
+	// also by "name"; reference likewise.
+	tables    map[string]*Table
+	reference map[string]bool
+	dir       Directory
+}
+
+// Distribution is a group of co-located tables sharded on one kind of key.
+type Distribution struct {
+	Name   string
+	Method Method
+	// Kind is the family of the key columns' type.
+	Kind KeyKind
+	// KeyType is the key type as the spec names it.
+	KeyType string
+	// ranges are sorted and, for hash, cover the whole hash space. For
+	// directory they are the placement by hash, if any.
+	ranges []span
+	// place is the shard new directory keys go to; -1 places them by hash.
+	place  int
+	tables []*Table
+}
+
+// span is one range of a distribution; a nil bound is open.
+type span struct {
+	lo, hi *Key
+	shard  int
+}
+
+// Table is a sharded table.
+type Table struct {
+	// Schema is "" when the spec did not qualify the name.
+	Schema, Name string
+	// Key is the sharding key column.
+	Key  string
+	Dist *Distribution
+}
+
+// Placement is how the map places a table.
+type Placement uint8
+
+// Placements.
+const (
+	Unsharded Placement = iota // on the default shard
+	Sharded
+	Reference
+)
+
+// Version is the map's version in the catalog (0 for a map from a file).
+func (m *Map) Version() uint64 { return m.version }
+
+// Shards names the shards, in the order of their indexes.
+func (m *Map) Shards() []string { return m.shards }
+
+// ShardIndex finds a shard by name.
+func (m *Map) ShardIndex(name string) (int, bool) {
+	i, ok := m.index[name]
+	return i, ok
+}
+
+// DefaultShard is the index of the shard holding unsharded tables.
+func (m *Map) DefaultShard() int { return m.defaultShard }
+
+// Distributions lists the distributions in spec order.
+func (m *Map) Distributions() []*Distribution { return m.dists }
+
+// Distribution finds a distribution by name.
+func (m *Map) Distribution(name string) *Distribution { return m.byName[name] }
+
+// Sharded reports whether the map spreads any table over shards; without
+// that, every statement simply runs on the default shard.
+func (m *Map) Sharded() bool { return len(m.dists) > 0 || len(m.reference) > 0 }
+
+// Table says how a table is placed. schema is "" for an unqualified name
+// in a statement; it then matches the table in any schema, as the search
+// path would (shardgate assumes one table of a name across schemas).
+func (m *Map) Table(schema, name string) (Placement, *Table) {
+	if t := m.lookup(m.tables, schema, name); t != nil {
+		return Sharded, t
+	}
+	if m.reference[name] || m.reference[qualified(schema, name)] {
+		return Reference, nil
+	}
+	return Unsharded, nil
+}
+
+// lookup finds a table declared unqualified (any schema) or in the schema
+// named, where an unqualified name in a statement means public, the
+// default search path's.
+func (m *Map) lookup(tables map[string]*Table, schema, name string) *Table {
+	if t := tables[name]; t != nil {
+		return t
+	}
+	return tables[qualified(schema, name)]
+}
+
+func qualified(schema, name string) string {
+	if schema == "" {
+		schema = "public"
+	}
+	return schema + "." + name
+}
+
+// Tables lists the distribution's tables.
+func (d *Distribution) Tables() []*Table { return d.tables }
+
+// KeyError is a key the map cannot place.
+type KeyError struct{ Msg string }
+
+func (e *KeyError) Error() string { return e.Msg }
+
+// SQLState is invalid_parameter_value: the key, not the statement, is wrong.
+func (e *KeyError) SQLState() string { return "22023" }
+
+// Locate returns the index of the shard owning key k of distribution d.
+// A directory distribution looks the key up, and places and records it
+// when it is new.
+func (m *Map) Locate(ctx context.Context, d *Distribution, k Key) (int, error) {
+	if d.Method != MethodDirectory {
+		return d.byRange(k)
+	}
+	if name, ok, err := m.dir.Get(ctx, d.Name, k.String()); err != nil {
+		return 0, err
+	} else if ok {
+		return m.directoryShard(d, k, name)
+	}
+	shard := d.place
+	if shard < 0 {
+		var err error
+		if shard, err = d.byRange(k); err != nil {
+			return 0, err
+		}
+	}
+	name, err := m.dir.Put(ctx, d.Name, k.String(), m.shards[shard])
+	if err != nil {
+		return 0, err
+	}
+	return m.directoryShard(d, k, name)
+}
+
+func (m *Map) directoryShard(d *Distribution, k Key, name string) (int, error) {
+	i, ok := m.index[name]
+	if !ok {
+		return 0, &KeyError{Msg: fmt.Sprintf("the directory of distribution %s places key %s on shard %q, which is not in the shard map", d.Name, k, name)}
+	}
+	return i, nil
+}
+
+// byRange finds the range holding k: by its hash for hash distributions
+// (and directory placement by hash), by its value for range ones.
+func (d *Distribution) byRange(k Key) (int, error) {
+	if d.Method != MethodRange {
+		return d.inRanges(Key{kind: KindInt, i: k.hash()}, k)
+	}
+	return d.inRanges(k, k)
+}
+
+// inRanges finds the range holding probe; k is the key it stands for.
+func (d *Distribution) inRanges(probe, k Key) (int, error) {
+	// Few ranges per distribution are the norm; a binary search pays off
+	// only past a few dozen.
+	lo, hi := 0, len(d.ranges)
+	for lo < hi {
+		mid := (lo + hi) / 2
+		s := &d.ranges[mid]
+		switch {
+		case s.hi != nil && probe.compare(*s.hi) >= 0:
+			lo = mid + 1
+		case s.lo != nil && probe.compare(*s.lo) < 0:
+			hi = mid
+		default:
+			return s.shard, nil
+		}
+	}
+	return 0, &KeyError{Msg: fmt.Sprintf("key %s of distribution %s is in no range of the shard map", k, d.Name)}
+}
+
+// ShardOfHash returns the shard owning a hash value (hash distributions).
+func (d *Distribution) ShardOfHash(h int64) (int, error) {
+	k := Key{kind: KindInt, i: h}
+	return d.inRanges(k, k)
+}
+
+// evenSplit divides the int64 hash space into n contiguous ranges of
+// (nearly) equal size.
+func evenSplit(n int) []int64 {
+	bounds := make([]int64, n-1)
+	for i := 1; i < n; i++ {
+		q, _ := bits.Div64(uint64(i), 0, uint64(n)) // i * 2^64 / n
+		bounds[i-1] = int64(q + (1 << 63))          // counted from MinInt64
+	}
+	return bounds
+}
+
+// Describe prints the map for people, one range per line.
+func (m *Map) Describe() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "version %d; shards: %s; default shard: %s\n", m.version, strings.Join(m.shards, ", "), m.shards[m.defaultShard])
+	for _, d := range m.dists {
+		fmt.Fprintf(&b, "distribution %s: %s on %s key\n", d.Name, d.Method, d.KeyType)
+		for _, t := range d.tables {
+			name := t.Name
+			if t.Schema != "" {
+				name = t.Schema + "." + t.Name
+			}
+			fmt.Fprintf(&b, "  table %s (key %s)\n", name, t.Key)
+		}
+		for _, s := range d.ranges {
+			lo, hi := "-inf", "+inf"
+			if s.lo != nil {
+				lo = s.lo.String()
+			}
+			if s.hi != nil {
+				hi = s.hi.String()
+			}
+			what := "range"
+			if d.Method != MethodRange {
+				what = "hash range"
+			}
+			fmt.Fprintf(&b, "  %s [%s, %s) -> %s\n", what, lo, hi, m.shards[s.shard])
+		}
+		if d.Method == MethodDirectory {
+			if d.place >= 0 {
+				fmt.Fprintf(&b, "  new keys -> %s\n", m.shards[d.place])
+			} else {
+				fmt.Fprintf(&b, "  new keys placed by hash\n")
+			}
+		}
+	}
+	if len(m.reference) > 0 {
+		var names []string
+		for n := range m.reference {
+			names = append(names, n)
+		}
+		fmt.Fprintf(&b, "reference tables: %s\n", strings.Join(sortedStrings(names), ", "))
+	}
+	return b.String()
+}

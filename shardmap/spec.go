@@ -1,0 +1,62 @@
+package shardmap
+
+// Spec is a shard map as written by people: in the config file's sharding
+// section, and in the catalog. Build checks it and turns it into a Map.
+// The tags give the key names used in both places.
+type Spec struct {
+	// DefaultShard holds every table that is in no distribution and not a
+	// reference table. Empty means the first shard.
+	DefaultShard string `mapstructure:"default_shard" yaml:"default_shard,omitempty" json:"default_shard,omitempty"`
+	// Distributions are the groups of co-located sharded tables.
+	Distributions []DistributionSpec `mapstructure:"distributions" yaml:"distributions,omitempty" json:"distributions,omitempty"`
+	// ReferenceTables are copied on every shard, as "table" or
+	// "schema.table".
+	ReferenceTables []string `mapstructure:"reference_tables" yaml:"reference_tables,omitempty" json:"reference_tables,omitempty"`
+}
+
+// DistributionSpec is one distribution.
+type DistributionSpec struct {
+	Name   string `mapstructure:"name" yaml:"name" json:"name"`
+	Method Method `mapstructure:"method" yaml:"method" json:"method"`
+	// KeyType is the SQL type of the key columns: smallint, integer,
+	// bigint, text, varchar, uuid (hash and directory also), date,
+	// timestamp, timestamptz (range only).
+	KeyType string      `mapstructure:"key_type" yaml:"key_type" json:"key_type"`
+	Tables  []TableSpec `mapstructure:"tables" yaml:"tables" json:"tables"`
+	// Shards, for hash (and directory placement by hash), splits the hash
+	// space evenly among these shards, in order. Ranges says it exactly
+	// instead; a distribution has one or the other.
+	Shards []string `mapstructure:"shards" yaml:"shards,omitempty" json:"shards,omitempty"`
+	// Ranges are [lo, hi) ranges: of the int64 hash space for hash, of the
+	// key's values for range. An empty lo or hi is open.
+	Ranges []RangeSpec `mapstructure:"ranges" yaml:"ranges,omitempty" json:"ranges,omitempty"`
+	// Place, for directory, says where a key not in the directory yet
+	// goes: "hash" (by Shards or Ranges, as a hash distribution would) or
+	// the name of a shard.
+	Place string `mapstructure:"place" yaml:"place,omitempty" json:"place,omitempty"`
+}
+
+// TableSpec is a sharded table and its key column.
+type TableSpec struct {
+	// Name is "table" or "schema.table"; unqualified names match the
+	// table in any schema.
+	Name string `mapstructure:"name" yaml:"name" json:"name"`
+	Key  string `mapstructure:"key" yaml:"key" json:"key"`
+}
+
+// RangeSpec is one range and its owner.
+type RangeSpec struct {
+	Lo    string `mapstructure:"lo" yaml:"lo,omitempty" json:"lo,omitempty"`
+	Hi    string `mapstructure:"hi" yaml:"hi,omitempty" json:"hi,omitempty"`
+	Shard string `mapstructure:"shard" yaml:"shard" json:"shard"`
+}
+
+// Method is how a distribution places keys.
+type Method string
+
+// Methods.
+const (
+	MethodHash      Method = "hash"
+	MethodRange     Method = "range"
+	MethodDirectory Method = "directory"
+)
