@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -40,7 +41,7 @@ func runMain(m *testing.M) int {
 		Databases: []cluster.Database{{Name: "app", Owner: "app"}},
 	})
 	if err != nil {
-		if err == cluster.ErrNoPostgres && os.Getenv(cluster.RequirePGEnv) != "1" {
+		if errors.Is(err, cluster.ErrNoPostgres) && os.Getenv(cluster.RequirePGEnv) != "1" {
 			fmt.Println("integration: no PostgreSQL binaries; skipping (set", cluster.RequirePGEnv+"=1 to fail instead)")
 			return 0
 		}
