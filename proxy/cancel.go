@@ -17,6 +17,10 @@ const cancelTimeout = 5 * time.Second
 // the time the signal lands, and cancel that client's query instead.
 func (s *session) cancelQuery() {
 	s.mu.Lock()
+	if sc := s.scattered; sc != nil {
+		s.cancelScatterLocked(sc)
+		return
+	}
 	l := s.link
 	if l == nil || l.q.empty() {
 		s.mu.Unlock()
@@ -58,4 +62,26 @@ func sendCancel(addr string, pid uint32, key []byte) error {
 	}
 	_, err = io.Copy(io.Discard, c)
 	return err
+}
+
+// cancelScatterLocked cancels a statement running on several shards on
+// every one of them. The servers stay checked out by the statement until
+// it has read all their responses, so none can be serving someone else.
+// Called with mu held; it releases it.
+func (s *session) cancelScatterLocked(sc *scatter) {
+	type target struct {
+		addr string
+		pid  uint32
+		key  []byte
+	}
+	var targets []target
+	for _, c := range sc.conns {
+		targets = append(targets, target{c.be.Addr(), c.be.PID, c.be.SecretKey})
+	}
+	s.mu.Unlock()
+	for _, t := range targets {
+		if err := sendCancel(t.addr, t.pid, t.key); err != nil {
+			s.log.Warn("cancel request not delivered", "server", t.addr, "err", err)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"strings"
 	"unsafe"
@@ -42,7 +43,23 @@ func (s *session) query(body []byte) error {
 		}
 		p.analysis = &a
 	}
-	l, err := s.acquire(needOf(&a), p)
+	n := needOf(&a)
+	if sc := s.srv.shardMap(); sc != nil {
+		// The plan keeps no reference to the text either.
+		plan := s.srv.opts.Router.Plan(unsafe.String(unsafe.SliceData(text), len(text)), sc)
+		set, err := s.resolve(sc, plan, nil, s.currentShard())
+		if err != nil {
+			return s.reject('Q', err)
+		}
+		if len(set) > 1 {
+			return s.scatterQuery(plan, set, n, body)
+		}
+		if err := s.checkNewKey(sc, plan, nil, set[0]); err != nil {
+			return s.reject('Q', err)
+		}
+		n = n.onShard(set[0])
+	}
+	l, err := s.acquire(n, p)
 	if err != nil {
 		return s.reject('Q', err)
 	}
@@ -188,6 +205,15 @@ func (s *session) parse(body []byte) error {
 	if err := s.admitIfSpecial(&cs.analysis); err != nil {
 		return s.reject('P', err)
 	}
+	sharded := s.srv.shardMap() != nil
+	if msg.Name == "" && sharded {
+		// The shard is known at Bind, from the parameters: the statement
+		// is prepared there, on demand, like a named one.
+		s.mu.Lock()
+		s.unnamed = cs
+		s.mu.Unlock()
+		return s.replyParse("")
+	}
 	if msg.Name == "" {
 		l, err := s.acquire(needOf(&cs.analysis), pending{kind: 'P'})
 		if err != nil {
@@ -217,7 +243,11 @@ func (s *session) parse(body []byte) error {
 	if known {
 		return s.replyParse(msg.Name)
 	}
-	l, err := s.acquire(needOf(&cs.analysis))
+	n := needOf(&cs.analysis)
+	// Any shard can check the statement; the one it runs on prepares it
+	// again at Bind.
+	n.any = sharded
+	l, err := s.acquire(n)
 	if err != nil {
 		return s.reject('P', err)
 	}
@@ -345,7 +375,27 @@ func (s *session) bind(body []byte) error {
 	if err != nil {
 		return s.reject('B', err)
 	}
-	l, err := s.acquire(needOf(&cs.analysis))
+	n := needOf(&cs.analysis)
+	if sc := s.srv.shardMap(); sc != nil {
+		s.forgetScatterPortal(portal)
+		plan := s.srv.opts.Router.Plan(cs.query, sc)
+		ps, err := parseBindParams(params)
+		if err != nil {
+			return protocolViolation("Bind", err)
+		}
+		set, err := s.resolve(sc, plan, ps, s.currentShard())
+		if err != nil {
+			return s.reject('B', err)
+		}
+		if len(set) > 1 {
+			return s.bindScatter(portal, cs, plan, set, n, ps, params)
+		}
+		if err := s.checkNewKey(sc, plan, ps, set[0]); err != nil {
+			return s.reject('B', err)
+		}
+		n = n.onShard(set[0])
+	}
+	l, err := s.acquire(n)
 	if err != nil {
 		return s.reject('B', err)
 	}
@@ -391,6 +441,11 @@ func (s *session) describe(body []byte) error {
 	if !ok {
 		return protocolViolation("Describe", nil)
 	}
+	if body[0] == 'P' {
+		if sp := s.scatterPortalOf(name); sp != nil {
+			return s.describeScatter(sp)
+		}
+	}
 	if s.mode == SessionMode || body[0] == 'P' {
 		return s.forward(anyServer, pending{kind: 'D', describeStmt: body[0] == 'S'}, 'D', body)
 	}
@@ -403,7 +458,9 @@ func (s *session) describe(body []byte) error {
 	if err != nil {
 		return s.reject('D', err)
 	}
-	l, err := s.acquire(needOf(&cs.analysis))
+	n := needOf(&cs.analysis)
+	n.any = s.srv.shardMap() != nil // every shard has the same tables
+	l, err := s.acquire(n)
 	if err != nil {
 		return s.reject('D', err)
 	}
@@ -431,9 +488,12 @@ func (s *session) execute(body []byte) error {
 	if s.skipping() {
 		return nil
 	}
-	portal, _, ok := cutCStringBytes(body)
-	if !ok {
+	portal, rest, ok := cutCStringBytes(body)
+	if !ok || len(rest) < 4 {
 		return protocolViolation("Execute", nil)
+	}
+	if sp := s.scatterPortalOf(portal); sp != nil {
+		return s.executeScatter(sp, binary.BigEndian.Uint32(rest))
 	}
 	s.mu.Lock()
 	a := s.portals[string(portal)]
@@ -462,12 +522,15 @@ func (s *session) close(body []byte) error {
 	if len(body) < 2 || (body[0] != 'S' && body[0] != 'P') {
 		return protocolViolation("Close", nil)
 	}
-	if s.mode == SessionMode || body[0] == 'P' {
-		return s.forward(anyServer, pending{kind: 'C'}, 'C', body)
-	}
 	name, _, ok := cutCStringBytes(body[1:])
 	if !ok {
 		return protocolViolation("Close", nil)
+	}
+	if body[0] == 'P' && s.forgetScatterPortal(name) {
+		return s.reply(closeComplete())
+	}
+	if s.mode == SessionMode || body[0] == 'P' {
+		return s.forward(anyServer, pending{kind: 'C'}, 'C', body)
 	}
 	s.mu.Lock()
 	if len(name) == 0 {

@@ -48,8 +48,9 @@ type link struct {
 
 	// host is the server's host in the topology (nil without one); rw
 	// says it is the shard's primary, reached through a read-write pool.
-	host *pool.Host
-	rw   bool
+	host  *pool.Host
+	rw    bool
+	shard int
 	// openTx: the requests sent so far leave a transaction open, as far as
 	// their text says (the server's status lags behind a pipeline).
 	openTx bool
@@ -79,6 +80,13 @@ func (s *session) acquire(n need, entries ...pending) (*link, error) {
 	l := s.link
 	if l != nil && !s.fitsLocked(l, n) {
 		l = s.letGoLocked(l)
+		if l != nil && !n.any && l.shard != s.shardOf(n) {
+			if l = s.leaveShardLocked(l); l != nil {
+				err := s.crossShardLocked(l, n)
+				s.mu.Unlock()
+				return nil, err
+			}
+		}
 	}
 	if l == nil {
 		s.mu.Unlock()
@@ -154,7 +162,7 @@ func (s *session) attach(n need) (*link, error) {
 		return nil, err
 	}
 	st := stateOf(be, s.srv.opts.PreparedCacheSize)
-	l := &link{be: be, st: st, w: be.Writer(), txStatus: 'I', q: queue{items: make([]pending, 0, 8)}, host: t.host, rw: t.rw}
+	l := &link{be: be, st: st, w: be.Writer(), txStatus: 'I', q: queue{items: make([]pending, 0, 8)}, host: t.host, rw: t.rw, shard: t.shard}
 	s.mu.Lock()
 	if s.retryableLocked(t) {
 		l.retry = &retryLog{outcome: make(chan bool, 1)}

@@ -75,11 +75,30 @@ type need struct {
 	// readOnlyTx: the request starts with SET TRANSACTION READ ONLY, which
 	// makes a transaction whose BEGIN is deferred a read-only one.
 	readOnlyTx bool
+	// shard is the index+1 of the shard the request must run on; 0 means
+	// the default shard.
+	shard int
+	// any: the request goes to whatever server the client has.
+	any bool
 }
 
 // anyServer is the need of a request that names state on the server it
 // was sent to (a portal); without a link it fails wherever it goes.
-var anyServer = need{write: true}
+var anyServer = need{write: true, any: true}
+
+// onShard returns n bound to shard i.
+func (n need) onShard(i int) need {
+	n.shard = i + 1
+	return n
+}
+
+// shardOf is the index of the shard a request runs on.
+func (s *session) shardOf(n need) int {
+	if n.shard > 0 {
+		return n.shard - 1
+	}
+	return s.srv.defaultShard()
+}
 
 func needOf(a *router.Analysis) need {
 	n := need{write: a.Write, hint: a.Hint}
@@ -106,7 +125,8 @@ type target struct {
 	host *pool.Host // nil without a topology
 	// rw: the shard's primary, through a pool that only connects to a
 	// server accepting writes.
-	rw bool
+	rw    bool
+	shard int
 }
 
 // recheckPause is how long a write waits for the monitor to find a new
@@ -156,7 +176,13 @@ func (s *session) route(n need) (*pool.Conn, target, error) {
 // for transactions that are not read-only, a replica for reads, within the
 // client's read-your-writes guarantee.
 func (s *session) pick(n need, exclude *pool.Host) (target, error) {
-	const shard = 0 // until sharding lands, every statement is on the first shard
+	t, err := s.pickHost(n, exclude)
+	t.shard = s.shardOf(n)
+	return t, err
+}
+
+func (s *session) pickHost(n need, exclude *pool.Host) (target, error) {
+	shard := s.shardOf(n)
 	topo := s.srv.opts.Topology
 	if topo == nil {
 		return target{pool: s.srv.pool(s.user, s.db, shard, s.srv.opts.Shards[shard].Primary, false)}, nil
@@ -248,6 +274,9 @@ func (s *session) readOnlyTxLocked(b *deferredBegin, n need) bool {
 // fitsLocked reports whether an idle link suits a request, or whether it is
 // better let go so the request is routed afresh.
 func (s *session) fitsLocked(l *link, n need) bool {
+	if !n.any && l.shard != s.shardOf(n) {
+		return false
+	}
 	if s.srv.opts.Topology == nil || s.mode == SessionMode || s.pinned {
 		return true
 	}

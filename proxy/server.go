@@ -12,6 +12,7 @@ import (
 	"github.com/shardgate/shardgate/pool"
 	"github.com/shardgate/shardgate/proxy/auth"
 	"github.com/shardgate/shardgate/router"
+	"github.com/shardgate/shardgate/shardmap"
 )
 
 // PoolMode says how long a client holds a server connection.
@@ -82,6 +83,10 @@ type Options struct {
 	Routing  Routing
 	// Router analyses statements (default: router.New with defaults).
 	Router *router.Router
+	// ShardMap places tables on Shards; nil, or a map without
+	// distributions and reference tables, sends everything to the first
+	// shard. SetShardMap replaces it while serving.
+	ShardMap *shardmap.Map
 }
 
 // Server accepts client connections and serves each in its own session.
@@ -93,6 +98,7 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[uint32]*session // by the BackendKeyData PID we gave out
 	known    knownStmts
+	schema   atomic.Pointer[schema]
 	ln       []net.Listener
 	wg       sync.WaitGroup
 	closing  atomic.Bool
@@ -112,7 +118,9 @@ func NewServer(o Options) *Server {
 	if o.Router == nil {
 		o.Router = router.New(router.Options{})
 	}
-	return &Server{opts: o, log: o.Logger, sessions: map[uint32]*session{}, known: knownStmts{max: 100_000}}
+	srv := &Server{opts: o, log: o.Logger, sessions: map[uint32]*session{}, known: knownStmts{max: 100_000}}
+	srv.SetShardMap(o.ShardMap)
+	return srv
 }
 
 // Serve accepts connections on ln until Close. Each connection gets a

@@ -85,6 +85,12 @@ type session struct {
 	// goroutine.
 	pumps    chan *link
 	pumpRuns sync.WaitGroup
+
+	// scattered is the run of a statement over several shards in
+	// progress, for cancel requests (guarded by mu).
+	scattered *scatter
+	// scatterPortals are the client's portals over several shards.
+	scatterPortals map[string]*scatterPortal
 }
 
 func (s *Server) serveConn(c net.Conn) {

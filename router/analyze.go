@@ -131,8 +131,8 @@ func (a *Analysis) Plain() bool { return len(a.Statements) == 0 }
 
 // Options configure a Router.
 type Options struct {
-	// CacheSize bounds the parse cache (entries); default 10000. A
-	// negative size turns the cache off.
+	// CacheSize bounds the parse cache and, separately, the plan cache
+	// (entries each); default 10000. A negative size turns both off.
 	CacheSize int
 	// WriteFunctions are extra function names (lower case, unqualified)
 	// whose calls make a statement a write.
@@ -145,7 +145,8 @@ const DefaultCacheSize = 10000
 // Router analyses query strings. It is safe for concurrent use.
 type Router struct {
 	fns   *funcSet
-	cache *cache // nil when off
+	cache *cache     // nil when off
+	plans *planCache // Plan's cache; nil when off
 }
 
 // New returns a Router configured by o.
@@ -160,6 +161,7 @@ func New(o Options) *Router {
 	}
 	if size > 0 {
 		r.cache = newCache(size)
+		r.plans = newPlanCache(size)
 	}
 	return r
 }

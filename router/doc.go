@@ -1,9 +1,11 @@
 // Package router turns SQL text into what the proxy needs to know to run
-// it: which shard and role serve it (a Plan), whether it may write, and
-// what the statements do to the client's session (SET, BEGIN, LISTEN, ...).
+// it: which shards serve it and how their results combine (a Plan),
+// whether it may write, and what the statements do to the client's
+// session (SET, BEGIN, LISTEN, ...).
 //
 // The package does no I/O and starts no goroutines. Its state is the
-// Routers' parse caches; the package-level Analyze uses a default Router.
+// Routers' parse and plan caches; the package-level Analyze uses a
+// default Router.
 //
 // # Statements
 //
@@ -61,5 +63,56 @@
 // A comment /* shardgate: role=primary */ or -- shardgate: role=replica
 // anywhere in the text sets Analysis.Hint; other shardgate: keys are
 // ignored, and primary wins over replica. Only comments are searched, so
-// text without comments pays nothing.
+// text without comments pays nothing. Plan reads two more keys:
+// shard=NAME runs the text on that shard, key=VALUE (a word or a
+// 'quoted string') on the shard of that key; either overrides what the
+// statement says and lifts a refusal.
+//
+// # Plans
+//
+// Router.Plan turns a statement and a Schema (the shard map's word on
+// each table: sharded by a key column within a distribution, reference,
+// or unsharded on the default shard) into a Plan: where it runs (Spread,
+// Keys) and how the shards' results combine (Merge, Rewritten).
+//
+// The statement is read as a tree of query blocks: the statement, its
+// subqueries, WITH queries and set operation branches. Each occurrence
+// of a sharded table is a node, and key equalities join nodes into
+// groups whose rows meet on one shard: a.key = b.key at the top of a
+// WHERE or ON, JOIN USING (key), key IN (SELECT key ...), and a
+// subquery's equality with an outer query's key (a correlation). Keys
+// come from the conditions that restrict a group's rows: key = v, key IN
+// (...), key = ANY($n) and AND and OR of those, in WHERE, in the ON of
+// inner joins, and in the WHERE of EXISTS and IN subqueries and of
+// subqueries joined in FROM. Column names resolve as PostgreSQL resolves
+// them, except that a bare name is only ever looked up in its own block:
+// we do not know the tables' other columns.
+//
+// What would give a wrong answer is refused with SQLSTATE 0A000 and a
+// message naming the construct: sharded tables of two groups (not joined
+// on their keys, or of different distributions) unless one single key
+// restricts both; a sharded table next to an unsharded one; a subquery
+// whose result on one shard would differ from its global result (LIMIT,
+// an aggregate not grouped by the key, a window function) unless it is
+// correlated on the key or restricted to one key; and, for statements
+// that run on several shards, what no merge combines (window functions,
+// DISTINCT ON, aggregates other than count, sum, min, max, avg, bool_and
+// and bool_or, or with DISTINCT, ORDER BY or FILTER, aggregates inside
+// expressions, grouping sets, set operations, FOR UPDATE, WITH TIES).
+//
+// A query on several shards merges: ORDER BY becomes sort keys over the
+// shard rows (expressions not in the select list are appended as hidden
+// columns), LIMIT is pushed down as limit + offset with OFFSET cut after
+// the merge, aggregates merge per group (avg as sum and count), HAVING is
+// evaluated after the merge, DISTINCT drops duplicates. A query grouped
+// by the sharding key has whole groups on each shard and merges like a
+// plain one. The shards' statement is made with pg_query's deparser, so
+// Rewritten is in its spelling. Writes to reference tables and schema
+// changes run on every shard; INSERT ... VALUES of several rows and COPY
+// FROM STDIN into a sharded table are split by the proxy by key.
+//
+// Plans are cached by text in a sharded LRU like the parse cache, with
+// the Schema version they were made for: a hit costs a hash, a map
+// lookup and a lock, and allocates nothing; a plan for an older version
+// is made again.
 package router

@@ -119,7 +119,12 @@ func build(cfg *config.Config, log *slog.Logger) (*proxy.Server, *pool.Set, *poo
 		}
 	}}
 	topo := pool.NewTopology(topologyOptions(cfg, pools, backendTLS, fallback, log))
+	shardMap, err := cfg.ShardMap()
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	opts := proxy.Options{
+		ShardMap:          shardMap,
 		Users:             users,
 		Shards:            shards,
 		Pools:             pools,

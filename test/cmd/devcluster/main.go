@@ -187,6 +187,18 @@ func renderConfig(listen string, shards []*cluster.Shard) string {
 			fmt.Fprintf(&b, "      - addr: %s\n        role: replica\n", r.Addr())
 		}
 	}
+	// A demo map: users and orders spread by hash of the user id,
+	// anything else on s0.
+	b.WriteString("sharding:\n  distributions:\n    - name: users\n      method: hash\n      key_type: bigint\n")
+	b.WriteString("      tables:\n        - name: users\n          key: id\n        - name: orders\n          key: user_id\n")
+	b.WriteString("      shards: [")
+	for i, s := range shards {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "s%d", s.Index)
+	}
+	b.WriteString("]\n")
 	b.WriteString("log:\n  level: info\n")
 	return b.String()
 }

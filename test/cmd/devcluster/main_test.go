@@ -38,6 +38,17 @@ shards:
     hosts:
       - addr: 127.0.0.1:15442
         role: primary
+sharding:
+  distributions:
+    - name: users
+      method: hash
+      key_type: bigint
+      tables:
+        - name: users
+          key: id
+        - name: orders
+          key: user_id
+      shards: [s0, s1]
 log:
   level: info
 `

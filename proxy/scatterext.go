@@ -1,0 +1,199 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/shardgate/shardgate/pool"
+	"github.com/shardgate/shardgate/proxy/wire"
+	"github.com/shardgate/shardgate/router"
+)
+
+// scatterPortal is a portal bound to a statement that runs on several
+// shards. No server holds it: it is run on each shard when the client
+// executes it.
+type scatterPortal struct {
+	plan  *router.Plan
+	set   shardSet
+	n     need
+	query string
+	oids  []uint32
+	// bind is the client's Bind body with the portal and statement names
+	// emptied: the parameters and formats every shard gets.
+	bind []byte
+	ps   *params
+}
+
+// bindScatter handles a Bind whose statement runs on several shards.
+func (s *session) bindScatter(portal []byte, cs *stmt, p *router.Plan, set shardSet, n need, ps *params, rest []byte) error {
+	if err := s.scatterAllowed(p, set); err != nil {
+		return s.reject('B', err)
+	}
+	sp := &scatterPortal{plan: p, set: set, n: n, query: cs.query, oids: cs.oids, ps: ps,
+		bind: append([]byte{0, 0}, rest...)}
+	if p.Rewritten != "" && p.Merge != nil {
+		sp.query = p.Rewritten
+		if p.Merge.Hidden > 0 {
+			b, err := withHiddenFormats(sp.bind, p.Merge.Hidden)
+			if err != nil {
+				return protocolViolation("Bind", err)
+			}
+			sp.bind = b
+		}
+	}
+	s.mu.Lock()
+	if s.scatterPortals == nil {
+		s.scatterPortals = map[string]*scatterPortal{}
+	}
+	s.scatterPortals[string(portal)] = sp
+	s.mu.Unlock()
+	return s.reply([]byte{'2', 0, 0, 0, 4})
+}
+
+// scatterPortalOf returns the scatter portal named, if it is one.
+func (s *session) scatterPortalOf(name []byte) *scatterPortal {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.scatterPortals[string(name)]
+}
+
+// forgetScatterPortal drops a portal a new Bind or a Close replaces.
+func (s *session) forgetScatterPortal(name []byte) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.scatterPortals[string(name)]; ok {
+		delete(s.scatterPortals, string(name))
+		return true
+	}
+	return false
+}
+
+// writeExtended sends the requests that run a scatter portal on one
+// server: Parse and Bind unnamed, Describe (to learn the row shape), and
+// Execute unless only a description is wanted.
+func (sp *scatterPortal) writeExtended(be *pool.Conn, execute bool) {
+	w := be.Writer()
+	wire.WriteMessage(w, &pgproto3.Parse{Query: sp.query, ParameterOIDs: sp.oids})
+	wire.WriteFrame(w, 'B', sp.bind)
+	wire.WriteFrame(w, 'D', []byte{'P', 0})
+	if execute {
+		wire.WriteFrame(w, 'E', []byte{0, 0, 0, 0, 0})
+	}
+	wire.WriteFrame(w, 'S', nil)
+}
+
+// describeScatter answers Describe of a scatter portal from one shard:
+// every shard has the same tables.
+func (s *session) describeScatter(sp *scatterPortal) error {
+	m, err := s.mergeFor(sp.plan, sp.ps)
+	if err != nil {
+		return s.reject('D', err)
+	}
+	sc, err := s.openShards(sp.set[:1], sp.n)
+	if err != nil {
+		return s.reject('D', err)
+	}
+	c := sc.conns[0]
+	err = sc.send(func(be *pool.Conn) { sp.writeExtended(be, false) })
+	if err == nil {
+		var typ byte
+		var body []byte
+		typ, body, err = sc.head(c)
+		switch {
+		case err != nil:
+			err = sc.lost(c, err)
+		case typ == 'T' && m != nil:
+			err = m.describe(s, body)
+		case typ == 'T' || typ == 'n':
+			s.writeOut(typ, body)
+		case typ == 'E':
+			sc.firstErr = sc.shardError(c, body)
+			err = sc.fail()
+		}
+	}
+	return sc.finish(err, false)
+}
+
+// executeScatter runs a scatter portal on its shards.
+func (s *session) executeScatter(sp *scatterPortal, maxRows uint32) error {
+	if maxRows > 0 {
+		return s.reject('E', &Error{Code: "0A000",
+			Message: "fetching a statement over several shards a few rows at a time (Execute with a row limit) is not supported",
+			Hint:    "fetch all rows at once, or add a condition on the sharding key"})
+	}
+	m, err := s.mergeFor(sp.plan, sp.ps)
+	if err != nil {
+		return s.reject('E', err)
+	}
+	sc, err := s.openShards(sp.set, sp.n)
+	if err != nil {
+		return s.reject('E', err)
+	}
+	sc.ddl = sp.plan.DDL
+	err = sc.send(func(be *pool.Conn) { sp.writeExtended(be, true) })
+	if err == nil {
+		err = sc.results(m, false)
+	}
+	return sc.finish(err, false)
+}
+
+// withHiddenFormats extends a Bind body's result format codes to the
+// hidden columns a rewritten query adds, when the client gave one code per
+// column: the server wants exactly one per column. Hidden columns come in
+// text, which the merge reads as well as binary.
+func withHiddenFormats(bind []byte, hidden int) ([]byte, error) {
+	bad := fmt.Errorf("malformed Bind")
+	b := bind
+	skip := func(n int) bool {
+		if len(b) < n {
+			return false
+		}
+		b = b[n:]
+		return true
+	}
+	for range 2 { // portal and statement names, both empty here
+		i := bytes.IndexByte(b, 0)
+		if i < 0 {
+			return nil, bad
+		}
+		b = b[i+1:]
+	}
+	if len(b) < 2 {
+		return nil, bad
+	}
+	nf := int(binary.BigEndian.Uint16(b))
+	if !skip(2+2*nf) || len(b) < 2 {
+		return nil, bad
+	}
+	nv := int(binary.BigEndian.Uint16(b))
+	skip(2)
+	for range nv {
+		if len(b) < 4 {
+			return nil, bad
+		}
+		size := int(int32(binary.BigEndian.Uint32(b)))
+		skip(4)
+		if size > 0 && !skip(size) {
+			return nil, bad
+		}
+	}
+	if len(b) < 2 {
+		return nil, bad
+	}
+	nr := int(binary.BigEndian.Uint16(b))
+	if nr <= 1 {
+		return bind, nil // none or one code: it applies to every column
+	}
+	head := len(bind) - len(b)
+	out := make([]byte, 0, len(bind)+2*hidden)
+	out = append(out, bind[:head]...)
+	out = binary.BigEndian.AppendUint16(out, uint16(nr+hidden))
+	out = append(out, b[2:]...)
+	for range hidden {
+		out = append(out, 0, 0)
+	}
+	return out, nil
+}
