@@ -216,6 +216,21 @@ func TestShardedRouting(t *testing.T) {
 		t.Fatalf("notes row not on the default shard")
 	}
 
+	// A hint names the shard.
+	var onS1 int64
+	if err := conn.QueryRow(ctx, "/* shardgate: shard=s1 */ select count(*) from users").Scan(&onS1); err != nil || onS1 != countOn(t, c, 1, "select count(*) from users") {
+		t.Fatalf("shard hint: %d, %v", onS1, err)
+	}
+	// COPY TO STDOUT reads every shard; COPY FROM into a sharded table
+	// is refused until it is split by shard.
+	var out strings.Builder
+	tag, err := conn.PgConn().CopyTo(ctx, &out, "copy users to stdout")
+	if err != nil || tag.RowsAffected() != users || strings.Count(out.String(), "\n") != users {
+		t.Fatalf("copy to stdout: %v %v, %d lines", tag, err, strings.Count(out.String(), "\n"))
+	}
+	_, err = conn.PgConn().CopyFrom(ctx, strings.NewReader("1000\tnew\n"), "copy users (id, name) from stdin")
+	expectCode(t, err, "0A000", "")
+
 	// What cannot be done correctly is refused, and nothing runs.
 	_, err = conn.Exec(ctx, "update users set id = $1 where id = $2", findKeyOnOtherShard(t, d, 3), int64(3))
 	expectCode(t, err, "0A000", "changes the sharding key")
