@@ -145,8 +145,8 @@ const DefaultCacheSize = 10000
 // Router analyses query strings. It is safe for concurrent use.
 type Router struct {
 	fns   *funcSet
-	cache *cache     // nil when off
-	plans *planCache // Plan's cache; nil when off
+	cache *cache[Analysis] // nil when off
+	plans *planCache       // Plan's cache; nil when off
 }
 
 // New returns a Router configured by o.
@@ -160,7 +160,7 @@ func New(o Options) *Router {
 		size = DefaultCacheSize
 	}
 	if size > 0 {
-		r.cache = newCache(size)
+		r.cache = newCache[Analysis](size)
 		r.plans = newPlanCache(size)
 	}
 	return r

@@ -19,39 +19,40 @@ const maxShards = 16
 // something: a small cache is one shard, exactly LRU.
 const minShardSize = 64
 
-// cache maps query texts to their analysis. It is a sharded LRU: a text
+// cache maps query texts to what was learnt from them (their Analysis,
+// their Plan). It is a sharded LRU: a text
 // hashes to one shard, and a full shard evicts its own least recently
 // used entry. The shards' capacities add up to the cache's size, so the
 // number of entries never exceeds it; recency is only exact per shard.
-type cache struct {
+type cache[V any] struct {
 	seed   maphash.Seed
-	shards []cacheShard
+	shards []cacheShard[V]
 }
 
-type cacheShard struct {
+type cacheShard[V any] struct {
 	mu    sync.Mutex
 	cap   int
 	index map[string]int32
 	// entries form a doubly linked list, most recently used first; slots
 	// are reused after eviction, so a full shard allocates nothing.
-	entries    []cacheEntry
+	entries    []cacheEntry[V]
 	head, tail int32
 	_          [40]byte // keeps neighbouring shards' locks off one cache line
 }
 
-type cacheEntry struct {
+type cacheEntry[V any] struct {
 	key        string
-	val        Analysis
+	val        V
 	prev, next int32
 }
 
-func newCache(size int) *cache {
-	return newShardedCache(size, max(1, min(size/minShardSize, maxShards)))
+func newCache[V any](size int) *cache[V] {
+	return newShardedCache[V](size, max(1, min(size/minShardSize, maxShards)))
 }
 
 // newShardedCache splits size entries over n shards, 0 < n <= size.
-func newShardedCache(size, n int) *cache {
-	c := &cache{seed: maphash.MakeSeed(), shards: make([]cacheShard, n)}
+func newShardedCache[V any](size, n int) *cache[V] {
+	c := &cache[V]{seed: maphash.MakeSeed(), shards: make([]cacheShard[V], n)}
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.cap = size / n
@@ -64,26 +65,27 @@ func newShardedCache(size, n int) *cache {
 	return c
 }
 
-func (c *cache) shard(key string) *cacheShard {
+func (c *cache[V]) shard(key string) *cacheShard[V] {
 	return &c.shards[maphash.String(c.seed, key)%uint64(len(c.shards))]
 }
 
 // get looks key up. It neither allocates nor keeps key, which may be a
 // view of a buffer that is about to be reused.
-func (c *cache) get(key string) (Analysis, bool) {
+func (c *cache[V]) get(key string) (V, bool) {
 	sh := c.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	i, ok := sh.index[key]
 	if !ok {
-		return Analysis{}, false
+		var zero V
+		return zero, false
 	}
 	sh.toFront(i)
 	return sh.entries[i].val, true
 }
 
 // put stores a copy of key with val.
-func (c *cache) put(key string, val Analysis) {
+func (c *cache[V]) put(key string, val V) {
 	if len(key) > maxCachedQuery {
 		return
 	}
@@ -91,7 +93,8 @@ func (c *cache) put(key string, val Analysis) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if i, ok := sh.index[key]; ok {
-		// Another session parsed the same text meanwhile.
+		// Another session parsed the same text meanwhile, or a plan
+		// for an older map is replaced.
 		sh.entries[i].val = val
 		sh.toFront(i)
 		return
@@ -99,19 +102,19 @@ func (c *cache) put(key string, val Analysis) {
 	var i int32
 	if len(sh.entries) < sh.cap {
 		i = int32(len(sh.entries))
-		sh.entries = append(sh.entries, cacheEntry{prev: -1, next: -1})
+		sh.entries = append(sh.entries, cacheEntry[V]{prev: -1, next: -1})
 	} else {
 		i = sh.tail
 		sh.unlink(i)
 		delete(sh.index, sh.entries[i].key)
 	}
-	sh.entries[i] = cacheEntry{key: strings.Clone(key), val: val, prev: -1, next: -1}
+	sh.entries[i] = cacheEntry[V]{key: strings.Clone(key), val: val, prev: -1, next: -1}
 	sh.index[sh.entries[i].key] = i
 	sh.pushFront(i)
 }
 
 // len counts the entries.
-func (c *cache) len() int {
+func (c *cache[V]) len() int {
 	n := 0
 	for i := range c.shards {
 		sh := &c.shards[i]
@@ -122,14 +125,14 @@ func (c *cache) len() int {
 	return n
 }
 
-func (sh *cacheShard) toFront(i int32) {
+func (sh *cacheShard[V]) toFront(i int32) {
 	if sh.head != i {
 		sh.unlink(i)
 		sh.pushFront(i)
 	}
 }
 
-func (sh *cacheShard) unlink(i int32) {
+func (sh *cacheShard[V]) unlink(i int32) {
 	e := &sh.entries[i]
 	if e.prev >= 0 {
 		sh.entries[e.prev].next = e.next
@@ -144,7 +147,7 @@ func (sh *cacheShard) unlink(i int32) {
 	e.prev, e.next = -1, -1
 }
 
-func (sh *cacheShard) pushFront(i int32) {
+func (sh *cacheShard[V]) pushFront(i int32) {
 	e := &sh.entries[i]
 	e.prev, e.next = -1, sh.head
 	if sh.head >= 0 {

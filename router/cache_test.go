@@ -24,7 +24,7 @@ func TestCacheBound(t *testing.T) {
 		}
 	}
 	for size, shards := range map[int]int{1: 1, 100: 1, 128: 2, 1000: 15, DefaultCacheSize: maxShards} {
-		if n := len(newCache(size).shards); n != shards {
+		if n := len(newCache[Analysis](size).shards); n != shards {
 			t.Errorf("size %d: %d shards, want %d", size, n, shards)
 		}
 	}
@@ -51,7 +51,7 @@ func TestCacheOnlyParsed(t *testing.T) {
 }
 
 func TestCacheLRU(t *testing.T) {
-	c := newShardedCache(3, 1)
+	c := newShardedCache[Analysis](3, 1)
 	val := func(i int) Analysis { return Analysis{Hint: Hint(i)} }
 	c.put("a", val(1))
 	c.put("b", val(2))
@@ -130,7 +130,7 @@ func TestConcurrent(t *testing.T) {
 		want[i] = ref.Analyze(q)
 	}
 	// One shard of 7, and 4 shards of 2: both evict all the time.
-	for _, c := range []*cache{newCache(7), newShardedCache(8, 4)} {
+	for _, c := range []*cache[Analysis]{newCache[Analysis](7), newShardedCache[Analysis](8, 4)} {
 		r := &Router{fns: defaultFuncs, cache: c}
 		var wg sync.WaitGroup
 		errs := make(chan string, 8)
