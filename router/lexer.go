@@ -254,10 +254,27 @@ func (sc *scanner) comment(text string) {
 // skipped so that new ones can be added without breaking old proxies.
 func parseHint(c string) Hint {
 	h := HintNone
+	forEachHint(c, wordValue, func(key, val string) {
+		if !eqFold(key, "role") {
+			return
+		}
+		switch {
+		case eqFold(val, "primary"):
+			h = HintPrimary
+		case eqFold(val, "replica") && h == HintNone:
+			h = HintReplica
+		}
+	})
+	return h
+}
+
+// forEachHint calls fn with each key=value pair after every "shardgate:"
+// in a comment, reading values with value.
+func forEachHint(c string, value func(string) (val, rest string, ok bool), fn func(key, val string)) {
 	for {
 		k := indexFold(c, "shardgate")
 		if k < 0 {
-			return h
+			return
 		}
 		c = trimSpace(c[k+len("shardgate"):])
 		if c == "" || c[0] != ':' {
@@ -274,19 +291,19 @@ func parseHint(c string) Hint {
 				c = rest
 				break
 			}
-			val, rest := hintWord(trimSpace(rest[1:]))
+			val, rest, ok := value(trimSpace(rest[1:]))
 			c = rest
-			if !eqFold(key, "role") {
-				continue
-			}
-			switch {
-			case eqFold(val, "primary"):
-				h = HintPrimary
-			case eqFold(val, "replica") && h == HintNone:
-				h = HintReplica
+			if ok {
+				fn(key, val)
 			}
 		}
 	}
+}
+
+// wordValue reads a hint value that is a single word.
+func wordValue(s string) (val, rest string, ok bool) {
+	val, rest = hintWord(s)
+	return val, rest, true
 }
 
 func hintWord(s string) (word, rest string) {

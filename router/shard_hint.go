@@ -58,39 +58,14 @@ func findShardHints(sql string) shardHints {
 // digits, '_', '$', '.', '-') or single-quoted strings. Keys other than
 // shard and key (role, unknown ones) are skipped.
 func (h *shardHints) comment(c string) {
-	for {
-		k := indexFold(c, "shardgate")
-		if k < 0 {
-			return
+	forEachHint(c, hintValue, func(key, val string) {
+		switch {
+		case eqFold(key, "shard") && h.shard == "":
+			h.shard = strings.Clone(val)
+		case eqFold(key, "key") && !h.hasKey:
+			h.key, h.hasKey = strings.Clone(val), true
 		}
-		c = trimSpace(c[k+len("shardgate"):])
-		if c == "" || c[0] != ':' {
-			continue
-		}
-		c = c[1:]
-		for {
-			for c != "" && (c[0] == ',' || isSpace(c[0])) {
-				c = c[1:]
-			}
-			key, rest := hintWord(c)
-			rest = trimSpace(rest)
-			if key == "" || rest == "" || rest[0] != '=' {
-				c = rest
-				break
-			}
-			val, rest, ok := hintValue(trimSpace(rest[1:]))
-			c = rest
-			if !ok {
-				continue
-			}
-			switch {
-			case eqFold(key, "shard") && h.shard == "":
-				h.shard = strings.Clone(val)
-			case eqFold(key, "key") && !h.hasKey:
-				h.key, h.hasKey = strings.Clone(val), true
-			}
-		}
-	}
+	})
 }
 
 // hintValue reads a hint's value: a word, or a string in single quotes
