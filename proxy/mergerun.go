@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/shardgate/shardgate/proxy/merge"
+	"github.com/shardgate/shardgate/proxy/wire"
 	"github.com/shardgate/shardgate/router"
 )
 
@@ -61,13 +62,15 @@ func (s *session) mergeFor(p *router.Plan, ps *params) (*mergeRun, error) {
 	return &mergeRun{spec: spec}, nil
 }
 
+// mergeKinds maps the router's column kinds to the merge's.
+var mergeKinds = [...]merge.Kind{
+	router.ColGroup: merge.Group, router.ColCount: merge.Count, router.ColSum: merge.Sum,
+	router.ColMin: merge.Min, router.ColMax: merge.Max, router.ColAvg: merge.Avg,
+	router.ColBoolAnd: merge.BoolAnd, router.ColBoolOr: merge.BoolOr,
+}
+
 func mergeOutput(c router.Column) merge.Output {
-	kinds := map[router.ColumnKind]merge.Kind{
-		router.ColGroup: merge.Group, router.ColCount: merge.Count, router.ColSum: merge.Sum,
-		router.ColMin: merge.Min, router.ColMax: merge.Max, router.ColAvg: merge.Avg,
-		router.ColBoolAnd: merge.BoolAnd, router.ColBoolOr: merge.BoolOr,
-	}
-	return merge.Output{Kind: kinds[c.Kind], Column: c.Column, Count: c.Count}
+	return merge.Output{Kind: mergeKinds[c.Kind], Column: c.Column, Count: c.Count}
 }
 
 // havingExpr turns the router's HAVING condition into the merge's, its
@@ -275,11 +278,8 @@ func appendDataRow(b []byte, vals [][]byte) []byte {
 }
 
 // writeMsg sends one message to the client (buffered).
-func (s *session) writeMsg(msg interface{ Encode([]byte) ([]byte, error) }) {
-	b, err := msg.Encode(nil)
-	if err != nil {
-		return
-	}
+func (s *session) writeMsg(msg wire.Encoder) {
+	b := encodeMsg(msg)
 	s.outMu.Lock()
 	s.out.Write(b)
 	s.outMu.Unlock()

@@ -202,17 +202,13 @@ func (sc *scatter) results(m *mergeRun, sendFields bool) error {
 				}
 			}
 		}
-		if failed >= 0 || done > 0 {
-			for _, c := range sc.conns {
-				sc.drain(c)
-			}
-			if failed >= 0 {
-				return sc.fail()
-			}
-			if done != len(sc.conns) {
-				return sc.fail(&Error{Code: "XX000", Message: "shards answered one statement with different numbers of results"})
-			}
+		switch {
+		case failed >= 0:
+			return sc.fail()
+		case done == len(sc.conns):
 			return nil
+		case done > 0:
+			return sc.fail(&Error{Code: "XX000", Message: "shards answered one statement with different numbers of results"})
 		}
 		var err error
 		switch heads[0] {
