@@ -281,6 +281,9 @@ func TestTopology(t *testing.T) {
 		if s := status(t, byBytes, r1.Addr()); s.LagBytes <= 256<<10 {
 			t.Fatalf("lagging with %d bytes", s.LagBytes)
 		}
+		// r2 replays the 800 kB too, but the monitor may see the primary's
+		// new position a poll before r2's: until then r2 lags as well.
+		waitFor(t, 5*time.Second, "r2 replayed the write", func() bool { return status(t, byBytes, r2.Addr()).State == "up" })
 		if got := reads(t, byBytes, 10, pool.ReadRequest{}); got[r2.Addr()] != 10 {
 			t.Fatalf("reads with r1 lagging: %v", got)
 		}
