@@ -7,7 +7,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
-	"github.com/shardgate/shardgate/pool"
 	"github.com/shardgate/shardgate/router"
 )
 
@@ -87,20 +86,12 @@ func (s *session) set(name string, e *router.SetEffect) error {
 		return nil
 	case "shardgate.causal_lsn":
 		if e.Reset {
-			s.causal = 0
+			s.causal = nil
 			return nil
-		}
-		lsn, err := pool.ParseLSN(strings.TrimSpace(e.Value))
-		if err != nil {
-			return &Error{Code: "22023", Message: fmt.Sprintf("invalid value for shardgate.causal_lsn: %q", e.Value),
-				Hint: "expected a WAL position such as 0/16B3748, as SHOW shardgate.causal_lsn prints it"}
 		}
 		// Raised only: a position handed over from another connection must
 		// not weaken what this one already owes its client.
-		if lsn > s.causal {
-			s.causal = lsn
-		}
-		return nil
+		return s.causal.set(e.Value, s.shardNames())
 	case "shardgate.hosts":
 		return &Error{Code: "55P02", Message: "parameter \"shardgate.hosts\" cannot be changed"}
 	}
@@ -115,7 +106,7 @@ func (s *session) show(name string) error {
 	case "shardgate.role":
 		cols, rows = []string{"role"}, [][]string{{[]string{"auto", "primary", "replica"}[s.role]}}
 	case "shardgate.causal_lsn":
-		cols, rows = []string{"causal_lsn"}, [][]string{{s.causal.String()}}
+		cols, rows = []string{"causal_lsn"}, [][]string{{s.causal.format(s.shardNames())}}
 	}
 	s.mu.Unlock()
 	if name == "shardgate.hosts" {

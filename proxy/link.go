@@ -320,7 +320,7 @@ func (s *session) onServerMessage(l *link, typ byte, body []byte) (forward bool,
 	switch typ {
 	case 'D':
 		if hidden && h.position {
-			s.notePositionLocked(body)
+			s.notePositionLocked(l.shard, body)
 		}
 		return !hidden, nil
 	case 'd', 't', 'G', 'H', 'W', 'c', 'V', 'N', 'A':

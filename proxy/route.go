@@ -204,7 +204,7 @@ func (s *session) pickHost(n need, exclude *pool.Host) (target, error) {
 	case s.role == roleReplica:
 		write, forced = false, true
 	}
-	minLSN, wroteAt, primaryUntil := s.causal, s.wroteAt, s.primaryUntil
+	minLSN, wroteAt, primaryUntil := s.causal.at(shard), s.wroteAt, s.primaryUntil
 	s.mu.Unlock()
 
 	if write || s.mode == SessionMode || rt.ReplicaReads == ReplicaReadsOff {

@@ -59,12 +59,13 @@ type session struct {
 	pinned bool
 
 	// Routing state. begin is a BEGIN answered by the proxy and not yet
-	// sent; role is the client's SET shardgate.role; causal is the WAL
-	// position of its last commit (read-your-writes by LSN), wroteAt the
+	// sent; role is the client's SET shardgate.role; causal holds, per
+	// shard, the WAL position of its last commit there (read-your-writes
+	// by LSN: positions of different servers do not compare), wroteAt the
 	// time of its last write (by time).
 	begin   *deferredBegin
 	role    roleOverride
-	causal  pool.LSN
+	causal  causalLSN
 	wroteAt time.Time
 	// primaryUntil sends reads to the primary after a write whose commit
 	// position could not be learnt.

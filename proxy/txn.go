@@ -118,7 +118,7 @@ func writeCapture(l *link) {
 }
 
 // notePositionLocked takes the causal LSN from the position query's row.
-func (s *session) notePositionLocked(body []byte) {
+func (s *session) notePositionLocked(shard int, body []byte) {
 	// One column: int16 count, int32 length, the text.
 	if len(body) < 6 || binary.BigEndian.Uint16(body) != 1 {
 		return
@@ -127,9 +127,8 @@ func (s *session) notePositionLocked(body []byte) {
 	if n < 0 || int(n) > len(body)-6 {
 		return
 	}
-	lsn, err := pool.ParseLSN(string(body[6 : 6+n]))
-	if err == nil && lsn > s.causal {
-		s.causal = lsn
+	if lsn, err := pool.ParseLSN(string(body[6 : 6+n])); err == nil {
+		s.causal.raise(shard, lsn)
 	}
 }
 
