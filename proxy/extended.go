@@ -51,8 +51,8 @@ func (s *session) query(body []byte) error {
 		if err != nil {
 			return s.reject('Q', err)
 		}
-		if len(set) > 1 {
-			return s.scatterQuery(plan, set, n, body)
+		if len(set) > 1 || s.viaDist(set) {
+			return s.scatterQuery(&a, plan, set, n, body)
 		}
 		if err := s.checkNewKey(sc, plan, nil, set[0]); err != nil {
 			return s.reject('Q', err)
@@ -170,6 +170,10 @@ func (s *session) txStatus() byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
+	case s.dtx != nil && s.dtx.failed:
+		return 'E'
+	case s.dtx != nil:
+		return 'T'
 	case s.link != nil:
 		return s.link.txStatus
 	case s.begin != nil && s.begin.failed:
@@ -240,7 +244,14 @@ func (s *session) parse(body []byte) error {
 	if dup {
 		return s.reject('P', &Error{Code: "42P05", Message: fmt.Sprintf("prepared statement %q already exists", msg.Name)})
 	}
-	if known {
+	if known || s.inDist() {
+		// In a transaction over several shards, the shard a statement
+		// runs on prepares it at Bind.
+		if !known {
+			s.mu.Lock()
+			s.stmts[msg.Name] = cs
+			s.mu.Unlock()
+		}
 		return s.replyParse(msg.Name)
 	}
 	n := needOf(&cs.analysis)
@@ -378,6 +389,11 @@ func (s *session) bind(body []byte) error {
 	n := needOf(&cs.analysis)
 	if sc := s.srv.shardMap(); sc != nil {
 		s.forgetScatterPortal(portal)
+		if s.inDist() && len(cs.analysis.Statements) == 1 {
+			if st := cs.analysis.Statements[0]; st.Command == router.CmdCommit || st.Command == router.CmdRollback {
+				return s.bindTxEnd(portal, st)
+			}
+		}
 		plan := s.srv.opts.Router.Plan(cs.query, sc)
 		ps, err := parseBindParams(params)
 		if err != nil {
@@ -387,7 +403,7 @@ func (s *session) bind(body []byte) error {
 		if err != nil {
 			return s.reject('B', err)
 		}
-		if len(set) > 1 {
+		if len(set) > 1 || s.viaDist(set) {
 			return s.bindScatter(portal, cs, plan, set, n, ps, params)
 		}
 		if err := s.checkNewKey(sc, plan, ps, set[0]); err != nil {
@@ -457,6 +473,9 @@ func (s *session) describe(body []byte) error {
 	s.mu.Unlock()
 	if err != nil {
 		return s.reject('D', err)
+	}
+	if s.inDist() {
+		return s.describeInDist(cs)
 	}
 	n := needOf(&cs.analysis)
 	n.any = s.srv.shardMap() != nil // every shard has the same tables

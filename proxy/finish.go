@@ -18,8 +18,15 @@ import (
 // come clean in time, is closed instead: nobody else may inherit it.
 func (s *session) finish() {
 	s.mu.Lock()
+	d := s.dtx
+	s.dtx = nil
 	l := s.link
 	s.mu.Unlock()
+	if d != nil {
+		// Nothing of a transaction its client abandoned may commit.
+		s.rollbackDist(d)
+		s.releaseDist(d)
+	}
 	if l == nil {
 		return
 	}

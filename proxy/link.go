@@ -65,6 +65,9 @@ type link struct {
 	copyIn copyState
 	// retry, while set, can replay the link's first request elsewhere.
 	retry *retryLog
+	// beginSQL started the link's transaction, when the proxy sent it: a
+	// transaction that moves to several shards starts alike on each.
+	beginSQL string
 	// heldZ is the client's ReadyForQuery held back until the position of
 	// its commit is known: released earlier, the client could send a read
 	// that is routed without it.
@@ -77,6 +80,11 @@ type link struct {
 // responses are still due.
 func (s *session) acquire(n need, entries ...pending) (*link, error) {
 	s.mu.Lock()
+	if s.dtx != nil {
+		s.mu.Unlock()
+		return nil, &Error{Code: "0A000", Message: "this request cannot run inside a transaction over several shards",
+			Hint: "end the transaction first"}
+	}
 	l := s.link
 	if l != nil && !s.fitsLocked(l, n) {
 		l = s.letGoLocked(l)
@@ -181,6 +189,7 @@ func (s *session) attach(n need) (*link, error) {
 		l.q.push(pending{kind: 'Q', hidden: true})
 		wire.WriteFrame(l.w, 'Q', append([]byte(begin.sql), 0))
 		l.openTx = true
+		l.beginSQL = begin.sql
 	}
 	return l, nil
 }

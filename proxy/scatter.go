@@ -25,8 +25,13 @@ type shardConn struct {
 	shard int
 	// broken: the connection failed mid-exchange; it is discarded.
 	broken bool
-	// ready: its ReadyForQuery has been read.
-	ready bool
+	// ready: its ReadyForQuery has been read; status is the transaction
+	// status it gave.
+	ready  bool
+	status byte
+	// wrote: a statement that may write ran on it in the client's
+	// transaction over several shards.
+	wrote bool
 }
 
 // read returns the server's next message; body is valid until the next
@@ -38,6 +43,9 @@ func (c *shardConn) read() (byte, []byte, error) {
 		if body, err = c.st.r.Body(n); err == nil {
 			if typ == 'Z' {
 				c.ready = true
+				if len(body) == 1 {
+					c.status = body[0]
+				}
 			}
 			return typ, body, nil
 		}
@@ -55,6 +63,9 @@ type scatter struct {
 	ddl bool
 	// firstErr is the first error a shard reported, sent to the client.
 	firstErr []byte
+	// dist is the client's transaction over several shards the statement
+	// runs in: its connections stay with it.
+	dist *distTx
 }
 
 // openShards checks out a server on each shard of set for a request with
@@ -99,6 +110,9 @@ func (sc *scatter) release() {
 	for _, c := range sc.conns {
 		if !c.broken && !c.ready {
 			sc.drain(c)
+		}
+		if sc.dist != nil {
+			continue // the transaction's end hands them back
 		}
 		if c.broken {
 			c.be.Pool().Discard(c.be)
@@ -286,7 +300,7 @@ func (sc *scatter) rows(fields []byte, m *mergeRun, sendFields bool) error {
 	if sendFields {
 		sc.s.writeOut('T', fields)
 	}
-	var total int64
+	tags := make([]string, 0, len(sc.conns))
 	for _, c := range sc.conns {
 		for {
 			typ, body, err := c.read()
@@ -295,10 +309,11 @@ func (sc *scatter) rows(fields []byte, m *mergeRun, sendFields bool) error {
 			}
 			if typ == 'D' {
 				sc.s.writeOut('D', body)
-				total++
 				continue
 			}
 			if typ == 'C' {
+				// The tag says what ran (SELECT, or UPDATE ... RETURNING).
+				tags = append(tags, strings.TrimSuffix(string(body), "\x00"))
 				break
 			}
 			if typ == 'E' {
@@ -310,7 +325,7 @@ func (sc *scatter) rows(fields []byte, m *mergeRun, sendFields bool) error {
 			}
 		}
 	}
-	sc.s.writeOut('C', []byte("SELECT "+strconv.FormatInt(total, 10)+"\x00"))
+	sc.s.writeOut('C', []byte(combineTags(tags)+"\x00"))
 	return nil
 }
 
@@ -395,12 +410,24 @@ func (sc *scatter) finish(err error, simple bool) error {
 	if err != nil && !errors.Is(err, errShardFailed) {
 		sc.firstErr = encodeMsg(errorResponse(err, false))
 	}
+	if d := sc.dist; d != nil {
+		if sc.firstErr != nil {
+			s.failDist()
+		}
+		if d.implicit {
+			// A statement outside a transaction commits as it ends.
+			if _, cerr := s.endDist(sc.firstErr == nil); cerr != nil && sc.firstErr == nil {
+				sc.firstErr = encodeMsg(errorResponse(cerr, false))
+			}
+		}
+	}
+	status := s.txStatus()
 	s.outMu.Lock()
 	if sc.firstErr != nil {
 		s.out.Write(sc.firstErr)
 	}
 	if simple {
-		s.out.Write(rfq('I'))
+		s.out.Write(rfq(status))
 	}
 	var ferr error
 	if s.in.Buffered() == 0 || simple {
@@ -415,16 +442,25 @@ func (sc *scatter) finish(err error, simple bool) error {
 	return ferr
 }
 
-// scatterQuery runs a simple query on the shards of set.
-func (s *session) scatterQuery(p *router.Plan, set shardSet, n need, body []byte) error {
-	if err := s.scatterAllowed(p, set); err != nil {
-		return s.reject('Q', err)
-	}
-	m, err := s.mergeFor(p, nil)
+// scatterQuery runs a simple query on the shards of set, or on one shard
+// inside a transaction over several shards.
+func (s *session) scatterQuery(a *router.Analysis, p *router.Plan, set shardSet, n need, body []byte) error {
+	how, err := s.multiShard(a, string(body[:len(body)-1]), p, set)
 	if err != nil {
 		return s.reject('Q', err)
 	}
-	sc, err := s.openShards(set, n)
+	var m *mergeRun
+	if len(set) > 1 {
+		if m, err = s.mergeFor(p, nil); err != nil {
+			return s.reject('Q', err)
+		}
+	}
+	var sc *scatter
+	if how == runInDist {
+		sc, err = s.openInDist(set, p.Write)
+	} else {
+		sc, err = s.openShards(set, n)
+	}
 	if err != nil {
 		return s.reject('Q', err)
 	}
@@ -433,42 +469,146 @@ func (s *session) scatterQuery(p *router.Plan, set shardSet, n need, body []byte
 	if p.Rewritten != "" && m != nil {
 		query = append([]byte(p.Rewritten), 0)
 	}
-	err = sc.send(func(be *pool.Conn) { wire.WriteFrame(be.Writer(), 'Q', query) })
+	if p.Insert != nil && len(set) > 1 {
+		err = s.sendInsertSplit(sc, p, nil)
+	} else {
+		err = sc.send(func(be *pool.Conn) { wire.WriteFrame(be.Writer(), 'Q', query) })
+	}
 	if err == nil {
 		err = sc.results(m, true)
 	}
 	return sc.finish(err, true)
 }
 
-// scatterAllowed checks that a statement over several shards can run
-// now: outside a transaction, and, for writes, only what needs no
-// atomicity across shards.
-func (s *session) scatterAllowed(p *router.Plan, set shardSet) error {
+// openInDist runs a statement in the client's transaction over several
+// shards, opening it if need be, after checking that its writes can
+// commit atomically.
+func (s *session) openInDist(set shardSet, write bool) (*scatter, error) {
+	d, err := s.openDist()
+	if err != nil {
+		return nil, err
+	}
+	if d.failed {
+		return nil, errAborted
+	}
+	if err := s.checkWriters(d, set, write); err != nil {
+		if d.implicit {
+			s.endDist(false)
+		}
+		return nil, err
+	}
+	sc, err := s.distScatter(d, set)
+	if err != nil {
+		if d.implicit {
+			s.endDist(false)
+		} else {
+			s.failDist()
+		}
+		return nil, err
+	}
+	markWrote(sc, write)
+	return sc, nil
+}
+
+// runHow is how a statement that needs several shards, or another shard
+// than the client's transaction holds, runs.
+type runHow uint8
+
+const (
+	// runScatter: on fresh connections, each its own transaction (reads
+	// outside a transaction, DDL).
+	runScatter runHow = iota
+	// runInDist: in the client's transaction over several shards, or in
+	// one opened for the statement (writes over several shards).
+	runInDist
+)
+
+// multiShard decides how a statement on the shards of set runs, or why
+// it cannot.
+func (s *session) multiShard(a *router.Analysis, sql string, p *router.Plan, set shardSet) (runHow, error) {
+	if what := distUnsupported(a, sql); what != "" && (s.inDist() || s.txOpen()) {
+		return 0, &Error{Code: "0A000",
+			Message: fmt.Sprintf("%s is not supported in a transaction over several shards", what),
+			Hint:    "keep the transaction on the keys of one shard, or issue the statement before BEGIN"}
+	}
+	s.mu.Lock()
+	if s.dtx != nil {
+		s.mu.Unlock()
+		return runInDist, nil
+	}
+	if l := s.link; l != nil && (s.mode == SessionMode || s.pinned) {
+		if l = s.leaveShardLocked(l); l != nil {
+			s.mu.Unlock()
+			return 0, &Error{Code: "0A000",
+				Message: "this client holds one server connection for its session, so a statement cannot run on other shards",
+				Hint:    "use pool.mode: transaction for clients that use several shards, or route with /* shardgate: shard=NAME */"}
+		}
+	}
+	if l := s.link; l != nil && l.unsynced && !l.openTx {
+		s.mu.Unlock()
+		return 0, &Error{Code: "0A000",
+			Message: "an extended-protocol batch cannot move to other shards before its Sync",
+			Hint:    "send Sync before a statement that needs other shards"}
+	}
+	open := s.txOpenLocked()
+	s.mu.Unlock()
+	switch {
+	case open:
+		return runInDist, nil
+	case !p.Write || p.DDL:
+		return runScatter, nil
+	case s.srv.opts.TwoPhase == nil:
+		return 0, s.checkWriters(&distTx{}, set, true)
+	}
+	return runInDist, nil
+}
+
+// distUnsupported names what a statement does that a transaction over
+// several shards cannot: session settings and savepoints would have to
+// stay alike on every shard, and a client's own PREPARE TRANSACTION
+// would bypass the proxy's commit.
+func distUnsupported(a *router.Analysis, sql string) string {
+	for _, st := range a.Statements {
+		if st.Command == router.CmdSet {
+			return "SET"
+		}
+	}
+	w := strings.Fields(strings.ToLower(strings.TrimLeft(sql, " \t\r\n(")))
+	switch {
+	case len(w) == 0:
+	case strings.HasPrefix(w[0], "savepoint"):
+		return "SAVEPOINT"
+	case strings.HasPrefix(w[0], "release"):
+		return "RELEASE SAVEPOINT"
+	case w[0] == "rollback" && len(w) > 1 && strings.HasPrefix(w[1], "to"):
+		return "ROLLBACK TO SAVEPOINT"
+	case w[0] == "prepare" && len(w) > 1 && strings.HasPrefix(w[1], "transaction"):
+		return "PREPARE TRANSACTION"
+	}
+	return ""
+}
+
+// txOpen reports whether the client has a transaction open.
+func (s *session) txOpen() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if l := s.link; l != nil {
-		if l = s.leaveShardLocked(l); l != nil {
-			return &Error{Code: "0A000",
-				Message: "a statement over several shards cannot run inside a transaction (or a session-mode connection) yet",
-				Hint:    "add a condition on the sharding key so the statement runs on the transaction's shard, or run it outside the transaction"}
-		}
+	return s.txOpenLocked()
+}
+
+// viaDist reports whether a statement on one shard must run in a
+// transaction over several shards: the client is in one, or its
+// transaction holds a server on another shard.
+func (s *session) viaDist(set shardSet) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dtx != nil {
+		return true
 	}
-	if s.begin != nil {
-		return &Error{Code: "0A000",
-			Message: "a statement over several shards cannot run inside a transaction yet",
-			Hint:    "add a condition on the sharding key, or run the statement outside the transaction"}
+	l := s.link
+	if len(set) != 1 || l == nil || l.shard == set[0] || s.mode == SessionMode || s.pinned {
+		return false
 	}
-	if p.Write && !p.DDL {
-		names := s.shardNames()
-		var on []string
-		for _, i := range set {
-			on = append(on, names[i])
-		}
-		return &Error{Code: "0A000",
-			Message: fmt.Sprintf("the statement writes on shards %s, and writes over several shards need two-phase commit, which is not enabled", strings.Join(on, ", ")),
-			Hint:    "add a condition on the sharding key so the write runs on one shard"}
-	}
-	return nil
+	return s.txOpenLocked()
 }
 
 // rowsOf splits a DataRow body into its values (nil for NULL), reusing

@@ -25,16 +25,37 @@ type scatterPortal struct {
 	// emptied: the parameters and formats every shard gets.
 	bind []byte
 	ps   *params
+	how  runHow
+	// end, when set, is the COMMIT or ROLLBACK of the client's
+	// transaction over several shards, which the proxy runs itself.
+	end *router.Statement
+}
+
+// bindTxEnd binds COMMIT or ROLLBACK of a transaction over several
+// shards: executing it ends the transaction on every shard.
+func (s *session) bindTxEnd(portal []byte, st router.Statement) error {
+	s.mu.Lock()
+	if s.scatterPortals == nil {
+		s.scatterPortals = map[string]*scatterPortal{}
+	}
+	s.scatterPortals[string(portal)] = &scatterPortal{end: &st}
+	s.mu.Unlock()
+	return s.reply([]byte{'2', 0, 0, 0, 4})
 }
 
 // bindScatter handles a Bind whose statement runs on several shards.
 func (s *session) bindScatter(portal []byte, cs *stmt, p *router.Plan, set shardSet, n need, ps *params, rest []byte) error {
-	if err := s.scatterAllowed(p, set); err != nil {
+	how, err := s.multiShard(&cs.analysis, cs.query, p, set)
+	if err != nil {
 		return s.reject('B', err)
 	}
+	if p.Insert != nil && len(set) > 1 {
+		return s.reject('B', &Error{Code: "0A000", Message: router.ErrInsertParams.Error(),
+			Hint: "send the rows of each shard in an INSERT of their own, or use the simple protocol"})
+	}
 	sp := &scatterPortal{plan: p, set: set, n: n, query: cs.query, oids: cs.oids, ps: ps,
-		bind: append([]byte{0, 0}, rest...)}
-	if p.Rewritten != "" && p.Merge != nil {
+		bind: append([]byte{0, 0}, rest...), how: how}
+	if p.Rewritten != "" && p.Merge != nil && len(set) > 1 {
 		sp.query = p.Rewritten
 		if p.Merge.Hidden > 0 {
 			b, err := withHiddenFormats(sp.bind, p.Merge.Hidden)
@@ -88,11 +109,24 @@ func (sp *scatterPortal) writeExtended(be *pool.Conn, execute bool) {
 // describeScatter answers Describe of a scatter portal from one shard:
 // every shard has the same tables.
 func (s *session) describeScatter(sp *scatterPortal) error {
-	m, err := s.mergeFor(sp.plan, sp.ps)
-	if err != nil {
-		return s.reject('D', err)
+	if sp.end != nil {
+		return s.reply([]byte{'n', 0, 0, 0, 4})
 	}
-	sc, err := s.openShards(sp.set[:1], sp.n)
+	var m *mergeRun
+	var err error
+	if len(sp.set) > 1 {
+		if m, err = s.mergeFor(sp.plan, sp.ps); err != nil {
+			return s.reject('D', err)
+		}
+	}
+	var sc *scatter
+	if s.inDist() {
+		// Inside the transaction: it may have created what the
+		// statement uses.
+		sc, err = s.openInDist(sp.set[:1], false)
+	} else {
+		sc, err = s.openShards(sp.set[:1], sp.n)
+	}
 	if err != nil {
 		return s.reject('D', err)
 	}
@@ -119,16 +153,33 @@ func (s *session) describeScatter(sp *scatterPortal) error {
 
 // executeScatter runs a scatter portal on its shards.
 func (s *session) executeScatter(sp *scatterPortal, maxRows uint32) error {
+	if sp.end != nil {
+		msg, _ := s.endDistReply(sp.end.Command == router.CmdCommit, sp.end.Chain)
+		if msg[0] == 'E' {
+			s.mu.Lock()
+			s.skipUntilSync = true
+			s.mu.Unlock()
+		}
+		return s.reply(msg)
+	}
 	if maxRows > 0 {
 		return s.reject('E', &Error{Code: "0A000",
 			Message: "fetching a statement over several shards a few rows at a time (Execute with a row limit) is not supported",
 			Hint:    "fetch all rows at once, or add a condition on the sharding key"})
 	}
-	m, err := s.mergeFor(sp.plan, sp.ps)
-	if err != nil {
-		return s.reject('E', err)
+	var m *mergeRun
+	var err error
+	if len(sp.set) > 1 {
+		if m, err = s.mergeFor(sp.plan, sp.ps); err != nil {
+			return s.reject('E', err)
+		}
 	}
-	sc, err := s.openShards(sp.set, sp.n)
+	var sc *scatter
+	if sp.how == runInDist {
+		sc, err = s.openInDist(sp.set, sp.plan.Write)
+	} else {
+		sc, err = s.openShards(sp.set, sp.n)
+	}
 	if err != nil {
 		return s.reject('E', err)
 	}
@@ -196,4 +247,45 @@ func withHiddenFormats(bind []byte, hidden int) ([]byte, error) {
 		out = append(out, 0, 0)
 	}
 	return out, nil
+}
+
+// describeInDist answers Describe of a statement in a transaction over
+// several shards, from the transaction's first shard (it may have created
+// what the statement uses).
+func (s *session) describeInDist(cs *stmt) error {
+	s.mu.Lock()
+	shard := s.dtx.conns[0].shard
+	s.mu.Unlock()
+	sc, err := s.openInDist(shardSet{shard}, false)
+	if err != nil {
+		return s.reject('D', err)
+	}
+	c := sc.conns[0]
+	err = sc.send(func(be *pool.Conn) {
+		w := be.Writer()
+		wire.WriteMessage(w, &pgproto3.Parse{Query: cs.query, ParameterOIDs: cs.oids})
+		wire.WriteFrame(w, 'D', []byte{'S', 0})
+		wire.WriteFrame(w, 'S', nil)
+	})
+	for err == nil {
+		var typ byte
+		var body []byte
+		typ, body, err = sc.head(c)
+		if err != nil {
+			err = sc.lost(c, err)
+			break
+		}
+		switch typ {
+		case 't':
+			s.writeOut(typ, body)
+			continue
+		case 'T', 'n':
+			s.writeOut(typ, body)
+		case 'E':
+			sc.firstErr = sc.shardError(c, body)
+			err = sc.fail()
+		}
+		break
+	}
+	return sc.finish(err, false)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,6 +88,10 @@ type Options struct {
 	// distributions and reference tables, sends everything to the first
 	// shard. SetShardMap replaces it while serving.
 	ShardMap *shardmap.Map
+	// TwoPhase, when set, commits transactions that write on several
+	// shards with two-phase commit; without it such transactions are
+	// refused before they write on a second shard.
+	TwoPhase *TwoPhase
 }
 
 // Server accepts client connections and serves each in its own session.
@@ -99,6 +104,12 @@ type Server struct {
 	sessions map[uint32]*session // by the BackendKeyData PID we gave out
 	known    knownStmts
 	schema   atomic.Pointer[schema]
+	// prepared are the transactions this process is committing in two
+	// phases.
+	prepared inFlight
+	// done closes when the server closes, stopping its background work.
+	done     chan struct{}
+	doneOnce sync.Once
 	ln       []net.Listener
 	wg       sync.WaitGroup
 	closing  atomic.Bool
@@ -118,8 +129,12 @@ func NewServer(o Options) *Server {
 	if o.Router == nil {
 		o.Router = router.New(router.Options{})
 	}
-	srv := &Server{opts: o, log: o.Logger, sessions: map[uint32]*session{}, known: knownStmts{max: 100_000}}
+	srv := &Server{opts: o, log: o.Logger, sessions: map[uint32]*session{}, known: knownStmts{max: 100_000}, done: make(chan struct{})}
+	srv.prepared.epoch = strconv.FormatInt(time.Now().UnixMilli(), 36)
 	srv.SetShardMap(o.ShardMap)
+	if o.TwoPhase != nil {
+		go srv.resolveLoop()
+	}
 	return srv
 }
 
@@ -155,6 +170,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // sessions to end.
 func (s *Server) Close() error {
 	s.closing.Store(true)
+	s.doneOnce.Do(func() { close(s.done) })
 	s.mu.Lock()
 	for _, ln := range s.ln {
 		ln.Close()

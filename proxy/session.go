@@ -92,6 +92,9 @@ type session struct {
 	scattered *scatter
 	// scatterPortals are the client's portals over several shards.
 	scatterPortals map[string]*scatterPortal
+	// dtx is the client's transaction over several shards, if it is in
+	// one (guarded by mu); link is nil meanwhile.
+	dtx *distTx
 }
 
 func (s *Server) serveConn(c net.Conn) {
@@ -362,6 +365,9 @@ func (s *session) reject(kind byte, err error) error {
 	} else if s.begin != nil {
 		// A server would have aborted the transaction.
 		s.begin.failed = true
+		status = 'E'
+	} else if s.dtx != nil {
+		s.dtx.failed = true
 		status = 'E'
 	}
 	s.outMu.Lock()

@@ -417,6 +417,9 @@ func (s *session) currentShard() int {
 	if s.link != nil {
 		return s.link.shard
 	}
+	if s.dtx != nil && len(s.dtx.conns) > 0 {
+		return s.dtx.conns[0].shard
+	}
 	return -1
 }
 

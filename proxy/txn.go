@@ -23,6 +23,9 @@ func (s *session) txControl(a *router.Analysis, sql []byte) (done bool, err erro
 		return false, nil
 	}
 	st := a.Statements[0]
+	if (st.Command == router.CmdCommit || st.Command == router.CmdRollback) && s.inDist() {
+		return true, s.endDistQuery(st.Command == router.CmdCommit, st.Chain)
+	}
 	s.mu.Lock()
 	if s.link != nil {
 		s.letGoLocked(s.link)
@@ -57,6 +60,38 @@ func (s *session) txControl(a *router.Analysis, sql []byte) (done bool, err erro
 	}
 	s.mu.Unlock()
 	return false, nil
+}
+
+// endDistQuery answers COMMIT or ROLLBACK of a transaction over several
+// shards (simple protocol).
+func (s *session) endDistQuery(commit, chain bool) error {
+	msg, status := s.endDistReply(commit, chain)
+	return s.reply(append(msg, rfq(status)...))
+}
+
+// endDistReply ends a transaction over several shards and makes the
+// reply: its command tag, or the error that made the commit fail. With
+// chain, a new transaction starts at once (as COMMIT AND CHAIN does),
+// to run on whichever shards its statements need.
+func (s *session) endDistReply(commit, chain bool) ([]byte, byte) {
+	s.mu.Lock()
+	failed := s.dtx.failed
+	begin := s.dtx.begin
+	s.mu.Unlock()
+	tag, err := s.endDist(commit)
+	if err != nil {
+		return encodeMsg(errorResponse(err, false)), 'I'
+	}
+	if failed {
+		tag = "ROLLBACK"
+	}
+	if !chain {
+		return commandComplete(tag), 'I'
+	}
+	s.mu.Lock()
+	s.begin = &deferredBegin{sql: begin}
+	s.mu.Unlock()
+	return commandComplete(tag), 'T'
 }
 
 // firstWord returns the first word of a statement in lower case, skipping

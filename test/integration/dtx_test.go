@@ -1,0 +1,402 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/shardgate/shardgate/proxy"
+	"github.com/shardgate/shardgate/shardmap"
+	"github.com/shardgate/shardgate/test/cluster"
+)
+
+// tableDecisions is a DecisionLog in a table on a test server.
+type tableDecisions struct {
+	mu   sync.Mutex
+	conn *pgx.Conn
+}
+
+func newTableDecisions(t *testing.T, h *cluster.Host) *tableDecisions {
+	t.Helper()
+	conn := connectDSN(t, h.DSN("postgres", "", "postgres"))
+	if _, err := conn.Exec(ctxT(t), "create table if not exists shardgate_decisions (gid text primary key)"); err != nil {
+		t.Fatal(err)
+	}
+	return &tableDecisions{conn: conn}
+}
+
+func (d *tableDecisions) RecordDecision(ctx context.Context, gid string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, err := d.conn.Exec(ctx, "insert into shardgate_decisions values ($1)", gid)
+	return err
+}
+
+func (d *tableDecisions) ForgetDecision(ctx context.Context, gid string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, err := d.conn.Exec(ctx, "delete from shardgate_decisions where gid = $1", gid)
+	return err
+}
+
+func (d *tableDecisions) Decided(ctx context.Context, gid string) (bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var n int
+	err := d.conn.QueryRow(ctx, "select count(*) from shardgate_decisions where gid = $1", gid).Scan(&n)
+	return n > 0, err
+}
+
+func (d *tableDecisions) count(t *testing.T) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var n int
+	if err := d.conn.QueryRow(ctxT(t), "select count(*) from shardgate_decisions").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func withTwoPhase(tp *proxy.TwoPhase) func(*proxyConfig) {
+	return func(cfg *proxyConfig) { cfg.opts.TwoPhase = tp }
+}
+
+// preparedOn counts the prepared transactions left on each shard.
+func preparedOn(t *testing.T, c *cluster.Cluster) []int64 {
+	var n []int64
+	for i := range c.Shards {
+		n = append(n, countOn(t, c, i, "select count(*) from pg_prepared_xacts"))
+	}
+	return n
+}
+
+func distSchema(t *testing.T, conn *pgx.Conn) {
+	t.Helper()
+	for _, ddl := range []string{
+		"create table users (id bigint primary key, name text)",
+		"create table orders (id bigint, user_id bigint, total numeric, primary key (user_id, id))",
+		"create table events (id bigint primary key, what text)",
+		"create table countries (code text primary key, name text)",
+		// A deferred unique constraint fails at PREPARE TRANSACTION, the
+		// way to make one shard refuse the commit.
+		"create table notes (id int primary key, body text unique deferrable initially deferred)",
+	} {
+		if _, err := conn.Exec(ctxT(t), ddl, pgx.QueryExecModeSimpleProtocol); err != nil {
+			t.Fatalf("%s: %v", ddl, err)
+		}
+	}
+}
+
+func TestDistributedTransactions(t *testing.T) {
+	c := shardedCluster(t, 2)
+	spec := testMapSpec([]string{"s0", "s1"})
+	log := newTableDecisions(t, c.Shards[0].Primary)
+	p := startProxy(t, proxy.TransactionMode, withShards(t, c, spec), withTwoPhase(&proxy.TwoPhase{Log: log, Node: "test"}))
+	ctx := ctxT(t)
+	conn := p.connect(t)
+	distSchema(t, conn)
+	m, _ := shardmap.Build(spec, []string{"s0", "s1"}, 1, nil)
+	a, b := twoKeysOnTwoShards(t, m.Distribution("users"))
+	users := func(shard int) int64 { return countOn(t, c, shard, "select count(*) from users") }
+	simple := pgx.QueryExecModeSimpleProtocol
+
+	for _, mode := range []pgx.QueryExecMode{simple, pgx.QueryExecModeCacheStatement, pgx.QueryExecModeExec} {
+		t.Run(fmt.Sprintf("commit/%v", mode), func(t *testing.T) {
+			conn.Exec(ctx, "delete from users", simple)
+			tx, err := conn.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range []int64{a, b} {
+				if _, err := tx.Exec(ctx, "insert into users (id, name) values ($1, 'x')", mode, id); err != nil {
+					t.Fatalf("insert %d: %v", id, err)
+				}
+			}
+			// Inside the transaction, its own writes on both shards show.
+			var n int
+			if err := tx.QueryRow(ctx, "select count(*) from users", mode).Scan(&n); err != nil || n != 2 {
+				t.Fatalf("count inside the transaction = %d, %v", n, err)
+			}
+			if err := tx.Commit(ctx); err != nil {
+				t.Fatalf("commit: %v", err)
+			}
+			if users(0) != 1 || users(1) != 1 {
+				t.Fatalf("after commit the shards hold %d and %d users, want 1 and 1", users(0), users(1))
+			}
+			if got := preparedOn(t, c); got[0]+got[1] != 0 {
+				t.Fatalf("prepared transactions left: %v", got)
+			}
+			if n := log.count(t); n != 0 {
+				t.Fatalf("%d decisions left in the log", n)
+			}
+		})
+	}
+
+	t.Run("rollback", func(t *testing.T) {
+		conn.Exec(ctx, "delete from users", simple)
+		tx, _ := conn.Begin(ctx)
+		tx.Exec(ctx, "insert into users (id, name) values ($1, 'x')", a)
+		tx.Exec(ctx, "insert into users (id, name) values ($1, 'x')", b)
+		if err := tx.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if users(0)+users(1) != 0 {
+			t.Fatal("a rolled back transaction left rows")
+		}
+	})
+
+	t.Run("error aborts every shard", func(t *testing.T) {
+		conn.Exec(ctx, "delete from users", simple)
+		conn.Exec(ctx, "insert into users (id, name) values ($1, 'old')", b)
+		tx, _ := conn.Begin(ctx)
+		if _, err := tx.Exec(ctx, "insert into users (id, name) values ($1, 'x')", a); err != nil {
+			t.Fatal(err)
+		}
+		_, err := tx.Exec(ctx, "insert into users (id, name) values ($1, 'dup')", b)
+		expectCode(t, err, "23505", "")
+		_, err = tx.Exec(ctx, "select 1")
+		expectCode(t, err, "25P02", "")
+		tx.Commit(ctx) // a failed transaction's COMMIT rolls back
+		if users(0)+users(1) != 1 {
+			t.Fatalf("after a failed transaction %d users, want the 1 from before", users(0)+users(1))
+		}
+	})
+
+	t.Run("a shard that refuses to prepare rolls back all", func(t *testing.T) {
+		conn.Exec(ctx, "delete from users", simple)
+		conn.Exec(ctx, "delete from notes", simple)
+		tx, _ := conn.Begin(ctx)
+		tx.Exec(ctx, "insert into users (id, name) values ($1, 'x')", a)
+		tx.Exec(ctx, "insert into users (id, name) values ($1, 'x')", b)
+		// Two notes on the default shard with one body: the deferred
+		// constraint fails when that shard prepares.
+		tx.Exec(ctx, "insert into notes values (1, 'same'), (2, 'same')")
+		err := tx.Commit(ctx)
+		expectCode(t, err, "23505", "on shard s0")
+		if users(0)+users(1) != 0 {
+			t.Fatalf("a commit that failed on one shard left %d users", users(0)+users(1))
+		}
+		if got := preparedOn(t, c); got[0]+got[1] != 0 {
+			t.Fatalf("prepared transactions left: %v", got)
+		}
+	})
+
+	t.Run("statements over several shards", func(t *testing.T) {
+		conn.Exec(ctx, "delete from users", simple)
+		// A multi-row INSERT is split by shard.
+		tag, err := conn.Exec(ctx, fmt.Sprintf("insert into users (id, name) values (%d, 'a'), (%d, 'b')", a, b), simple)
+		if err != nil || tag.String() != "INSERT 0 2" {
+			t.Fatalf("multi-row insert: %v %v", tag, err)
+		}
+		if users(0) != 1 || users(1) != 1 {
+			t.Fatalf("split insert: shards hold %d and %d", users(0), users(1))
+		}
+		// An UPDATE without a key runs on every shard, atomically.
+		tag, err = conn.Exec(ctx, "update users set name = 'all'", simple)
+		if err != nil || tag.String() != "UPDATE 2" {
+			t.Fatalf("update everywhere: %v %v", tag, err)
+		}
+		// Reference tables are written on every shard.
+		if _, err := conn.Exec(ctx, "insert into countries values ('fr', 'France')"); err != nil {
+			t.Fatal(err)
+		}
+		for i := range c.Shards {
+			if n := countOn(t, c, i, "select count(*) from countries where code = 'fr'"); n != 1 {
+				t.Fatalf("shard %d has %d copies of the reference row", i, n)
+			}
+		}
+		// A failure on one shard undoes the statement on the others.
+		_, err = conn.Exec(ctx, "update users set id = id where name = 'all' and 1/(id - $1) > -100", b)
+		expectCode(t, err, "22012", "")
+		if n := countOn(t, c, 0, "select count(*) from users where name = 'all'") + countOn(t, c, 1, "select count(*) from users where name = 'all'"); n != 2 {
+			t.Fatal("rows changed")
+		}
+	})
+	if got := preparedOn(t, c); got[0]+got[1] != 0 {
+		t.Fatalf("prepared transactions left: %v", got)
+	}
+}
+
+// TestTwoPhaseOff shows the refusal without two-phase commit: nothing of
+// the transaction commits, and reads over several shards still work.
+func TestTwoPhaseOff(t *testing.T) {
+	c := shardedCluster(t, 2)
+	spec := testMapSpec([]string{"s0", "s1"})
+	p := startProxy(t, proxy.TransactionMode, withShards(t, c, spec))
+	ctx := ctxT(t)
+	conn := p.connect(t)
+	distSchema(t, conn)
+	m, _ := shardmap.Build(spec, []string{"s0", "s1"}, 1, nil)
+	a, b := twoKeysOnTwoShards(t, m.Distribution("users"))
+
+	tx, _ := conn.Begin(ctx)
+	if _, err := tx.Exec(ctx, "insert into users (id, name) values ($1, 'x')", a); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := tx.QueryRow(ctx, "select count(*) from users").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("a read over both shards inside the transaction: %d %v", n, err)
+	}
+	_, err := tx.Exec(ctx, "insert into users (id, name) values ($1, 'x')", b)
+	expectCode(t, err, "0A000", "two-phase commit")
+	tx.Commit(ctx)
+	if n := countOn(t, c, 0, "select count(*) from users") + countOn(t, c, 1, "select count(*) from users"); n != 0 {
+		t.Fatalf("%d rows committed by a refused transaction", n)
+	}
+	_, err = conn.Exec(ctx, "update users set name = 'y'")
+	expectCode(t, err, "0A000", "two-phase commit")
+}
+
+// TestTwoPhaseRecovery stops a commit between PREPARE and COMMIT
+// PREPARED, as a crash would, and shows that a proxy starting with the
+// same node name resolves it: rolled back without a recorded decision,
+// committed with one. Either way no shard holds half of it.
+func TestTwoPhaseRecovery(t *testing.T) {
+	c := shardedCluster(t, 2)
+	spec := testMapSpec([]string{"s0", "s1"})
+	log := newTableDecisions(t, c.Shards[0].Primary)
+	m, _ := shardmap.Build(spec, []string{"s0", "s1"}, 1, nil)
+	a, b := twoKeysOnTwoShards(t, m.Distribution("users"))
+	total := func() int64 {
+		return countOn(t, c, 0, "select count(*) from users") + countOn(t, c, 1, "select count(*) from users")
+	}
+
+	for _, decided := range []bool{false, true} {
+		t.Run(fmt.Sprintf("decided=%v", decided), func(t *testing.T) {
+			stuck := make(chan string, 1)
+			hang := make(chan struct{})
+			defer close(hang)
+			var armed atomic.Bool
+			tp := &proxy.TwoPhase{Log: &hangingLog{DecisionLog: log, armed: &armed, hangAfterRecord: decided, stuck: stuck, hang: hang}, Node: "crashy"}
+			if !decided {
+				tp.AfterPrepare = func(gid string) {
+					if armed.Load() {
+						stuck <- gid
+						<-hang
+					}
+				}
+			}
+			p := startProxy(t, proxy.TransactionMode, withShards(t, c, spec), withTwoPhase(tp))
+			ctx := ctxT(t)
+			conn := p.connect(t)
+			if !decided {
+				distSchema(t, conn)
+			}
+			if _, err := conn.Exec(ctx, "delete from users"); err != nil {
+				t.Fatal(err)
+			}
+			tx, err := conn.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range []int64{a, b} {
+				if _, err := tx.Exec(ctx, "insert into users (id, name) values ($1, 'x')", id); err != nil {
+					t.Fatal(err)
+				}
+			}
+			armed.Store(true)
+			go tx.Commit(context.Background())
+			var gid string
+			select {
+			case gid = <-stuck:
+			case <-time.After(20 * time.Second):
+				t.Fatal("the commit never reached the point of the crash")
+			}
+			// The "crashed" proxy stands still: both shards hold the
+			// prepared transaction, and nothing is committed.
+			if got := preparedOn(t, c); got[0] != 1 || got[1] != 1 {
+				t.Fatalf("prepared on the shards: %v, want 1 and 1", got)
+			}
+			if total() != 0 {
+				t.Fatal("rows visible before the commit")
+			}
+			// A new proxy with the same node name resolves it at start.
+			p2 := startProxy(t, proxy.TransactionMode, withShards(t, c, spec), withTwoPhase(&proxy.TwoPhase{Log: log, Node: "crashy"}))
+			want := int64(0)
+			if decided {
+				want = 2
+			}
+			if !eventually(t, 10*time.Second, func() bool {
+				got := preparedOn(t, c)
+				return got[0]+got[1] == 0
+			}) {
+				t.Fatalf("in-doubt transaction %s not resolved: prepared %v", gid, preparedOn(t, c))
+			}
+			if got := total(); got != want {
+				t.Fatalf("after recovery %d rows, want %d", got, want)
+			}
+			_ = p2
+		})
+	}
+	// Without the resolver, the prepared transaction would stay: shown by
+	// a node name that is not the crashed one's.
+	t.Run("another node leaves it alone", func(t *testing.T) {
+		stuck := make(chan string, 1)
+		hang := make(chan struct{})
+		defer close(hang)
+		tp := &proxy.TwoPhase{Log: log, Node: "one", AfterPrepare: func(gid string) { stuck <- gid; <-hang }}
+		p := startProxy(t, proxy.TransactionMode, withShards(t, c, spec), withTwoPhase(tp))
+		ctx := ctxT(t)
+		conn := p.connect(t)
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range c.Shards {
+			onShard(t, c, i, "delete from users").Close()
+		}
+		for _, id := range []int64{a, b} {
+			if _, err := tx.Exec(ctx, "insert into users (id, name) values ($1, 'x')", id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		go tx.Commit(context.Background())
+		select {
+		case <-stuck:
+		case <-time.After(20 * time.Second):
+			t.Fatal("the commit never reached the point of the crash")
+		}
+		startProxy(t, proxy.TransactionMode, withShards(t, c, spec), withTwoPhase(&proxy.TwoPhase{Log: log, Node: "other"}))
+		time.Sleep(time.Second)
+		if got := preparedOn(t, c); got[0] != 1 || got[1] != 1 {
+			t.Fatalf("prepared on the shards: %v, want 1 and 1 (another node's are not ours)", got)
+		}
+		for i := range c.Shards {
+			h := c.Shards[i].Primary
+			conn := connectDSN(t, h.DSN("postgres", "", "app"))
+			rows, _ := conn.Query(ctx, "select gid from pg_prepared_xacts")
+			gids, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+			for _, g := range gids {
+				if !strings.HasPrefix(g, "shardgate:one:") {
+					t.Fatalf("unexpected gid %q", g)
+				}
+				conn.Exec(ctx, "rollback prepared '"+g+"'")
+			}
+		}
+	})
+}
+
+// hangingLog stands still after recording a decision, when asked: the
+// point of a crash after the decision and before COMMIT PREPARED.
+type hangingLog struct {
+	proxy.DecisionLog
+	armed           *atomic.Bool
+	hangAfterRecord bool
+	stuck           chan string
+	hang            chan struct{}
+}
+
+func (h *hangingLog) RecordDecision(ctx context.Context, gid string) error {
+	err := h.DecisionLog.RecordDecision(ctx, gid)
+	if err == nil && h.hangAfterRecord && h.armed.Load() {
+		h.stuck <- gid
+		<-h.hang
+	}
+	return err
+}
