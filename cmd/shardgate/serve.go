@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -24,6 +25,8 @@ import (
 	"github.com/shardgate/shardgate/proxy/auth"
 	"github.com/shardgate/shardgate/proxy/tlsconf"
 	"github.com/shardgate/shardgate/router"
+	"github.com/shardgate/shardgate/shardmap"
+	"github.com/shardgate/shardgate/shardmap/catalog"
 )
 
 func serve(args []string, stderr io.Writer) int {
@@ -46,14 +49,32 @@ func serve(args []string, stderr io.Writer) int {
 	if cfg.Runtime.MaxProcs > 0 {
 		runtime.GOMAXPROCS(cfg.Runtime.MaxProcs)
 	}
-	srv, pools, topo, err := build(cfg, log)
+	// Set up first, so that a signal also ends the wait for the catalog.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	b, err := build(ctx, cfg, log)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
-	defer pools.Close()
+	srv, topo := b.srv, b.topo
+	defer b.close()
 	topo.Start()
 	defer topo.Close()
+	if b.catalog != nil {
+		// The watcher follows the catalog's map, installing each new one,
+		// until serve returns; it logs its own errors and never gives up.
+		wctx, cancel := context.WithCancel(ctx)
+		watched := make(chan struct{})
+		go func() {
+			defer close(watched)
+			b.catalog.Watch(wctx, b.shardMap, srv.SetShardMap)
+		}()
+		defer func() {
+			cancel()
+			<-watched
+		}()
+	}
 	readyCtx, cancelReady := context.WithTimeout(context.Background(), cfg.Monitor.Timeout+2*cfg.Monitor.Interval+time.Second)
 	if err := topo.Ready(readyCtx); err != nil {
 		log.Warn("not every server answered the first health check; serving anyway", "err", err)
@@ -66,8 +87,6 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	log.Info("shardgate listening", "addr", ln.Addr().String(), "pool_mode", cfg.Pool.Mode, "version", version)
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -82,9 +101,31 @@ func serve(args []string, stderr io.Writer) int {
 	}
 }
 
-// build turns a validated config into a proxy server, its pools and the
-// topology monitor (not started).
-func build(cfg *config.Config, log *slog.Logger) (*proxy.Server, *pool.Set, *pool.Topology, error) {
+// built is what build makes of a config.
+type built struct {
+	srv   *proxy.Server
+	pools *pool.Set
+	// topo is the topology monitor, not started.
+	topo *pool.Topology
+	// catalog is the shard map's catalog, nil without catalog.dsn. It is
+	// also where two-phase commit records its decisions.
+	catalog *catalog.Store
+	// shardMap is the map srv starts with.
+	shardMap *shardmap.Map
+}
+
+// close releases what build opened.
+func (b *built) close() {
+	b.pools.Close()
+	if b.catalog != nil {
+		b.catalog.Close()
+	}
+}
+
+// build turns a validated config into a proxy server, its pools, the
+// topology monitor (not started) and, with catalog.dsn, the catalog,
+// whose map it serves. ctx bounds the wait for the catalog.
+func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*built, error) {
 	users := make(map[string]*proxy.User, len(cfg.Users))
 	for _, u := range cfg.Users {
 		pu := &proxy.User{
@@ -94,7 +135,7 @@ func build(cfg *config.Config, log *slog.Logger) (*proxy.Server, *pool.Set, *poo
 			ServerPassword: u.ServerPassword,
 		}
 		if err := pu.Credential.Prepare(); err != nil {
-			return nil, nil, nil, fmt.Errorf("users %q: %w", u.Name, err)
+			return nil, fmt.Errorf("users %q: %w", u.Name, err)
 		}
 		users[u.Name] = pu
 	}
@@ -104,7 +145,7 @@ func build(cfg *config.Config, log *slog.Logger) (*proxy.Server, *pool.Set, *poo
 	}
 	backendTLS, fallback, err := backendTLS(cfg.Backend)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	pools := &pool.Set{Options: func(pool.Key) pool.Options {
 		return pool.Options{
@@ -118,13 +159,22 @@ func build(cfg *config.Config, log *slog.Logger) (*proxy.Server, *pool.Set, *poo
 			TLSFallback:     fallback,
 		}
 	}}
-	topo := pool.NewTopology(topologyOptions(cfg, pools, backendTLS, fallback, log))
-	shardMap, err := cfg.ShardMap()
-	if err != nil {
-		return nil, nil, nil, err
+	var clientTLS *tls.Config
+	if cfg.Listen.TLS.Mode != config.ClientTLSDisable {
+		if clientTLS, err = tlsconf.ServerConfig(cfg.Listen.TLS.CertFile, cfg.Listen.TLS.KeyFile); err != nil {
+			return nil, fmt.Errorf("listen.tls: %w", err)
+		}
+	}
+	b := &built{pools: pools, topo: pool.NewTopology(topologyOptions(cfg, pools, backendTLS, fallback, log))}
+	if cfg.Catalog.DSN == "" {
+		if b.shardMap, err = cfg.ShardMap(); err != nil {
+			return nil, err
+		}
+	} else if b.catalog, b.shardMap, err = openCatalog(ctx, cfg, log); err != nil {
+		return nil, err
 	}
 	opts := proxy.Options{
-		ShardMap:          shardMap,
+		ShardMap:          b.shardMap,
 		Users:             users,
 		Shards:            shards,
 		Pools:             pools,
@@ -132,19 +182,99 @@ func build(cfg *config.Config, log *slog.Logger) (*proxy.Server, *pool.Set, *poo
 		PreparedCacheSize: cfg.Pool.PreparedCacheSize,
 		MaxClients:        cfg.Pool.MaxClientConn,
 		Logger:            log,
-		Topology:          topo,
+		Topology:          b.topo,
 		Routing:           routing(cfg.Routing),
 		Router:            router.New(router.Options{CacheSize: cfg.Routing.ParseCacheSize, WriteFunctions: cfg.Routing.WriteFunctions}),
 	}
+	if cfg.Sharding.TwoPhaseCommit && b.catalog != nil {
+		opts.TwoPhase = &proxy.TwoPhase{Log: b.catalog, Node: nodeName(cfg)}
+	}
 	if cfg.Listen.TLS.Mode != config.ClientTLSDisable {
-		tc, err := tlsconf.ServerConfig(cfg.Listen.TLS.CertFile, cfg.Listen.TLS.KeyFile)
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("listen.tls: %w", err)
-		}
-		opts.TLS = tc
+		opts.TLS = clientTLS
 		opts.RequireTLS = cfg.Listen.TLS.Mode == config.ClientTLSRequire
 	}
-	return proxy.NewServer(opts), pools, topo, nil
+	b.srv = proxy.NewServer(opts)
+	return b, nil
+}
+
+// catalogWait bounds how long a starting proxy waits for its catalog
+// database to come up, as it may when both start together.
+const catalogWait = 30 * time.Second
+
+// openCatalog opens the catalog (seeding it with the file's map if it is
+// empty) and loads its map, retrying while the database is unreachable
+// or starting up. Other failures (authentication, a missing database, an
+// inconsistent map) are final.
+// nodeName is the proxy's name in two-phase commit ids.
+func nodeName(cfg *config.Config) string {
+	if cfg.Sharding.NodeName != "" {
+		return cfg.Sharding.NodeName
+	}
+	host, _ := os.Hostname()
+	return host + "/" + cfg.Listen.Addr
+}
+
+func openCatalog(ctx context.Context, cfg *config.Config, log *slog.Logger) (*catalog.Store, *shardmap.Map, error) {
+	spec := cfg.MapSpec()
+	host, _ := os.Hostname()
+	opts := catalog.Options{
+		Shards:         cfg.ShardNames(),
+		Seed:           &spec,
+		PollInterval:   cfg.Catalog.PollInterval,
+		DirectoryCache: cfg.Catalog.DirectoryCache,
+		Name:           host + "/" + cfg.Listen.Addr,
+		Addr:           cfg.Listen.Addr,
+		Logger:         log,
+	}
+	ctx, cancel := context.WithTimeout(ctx, catalogWait)
+	defer cancel()
+	const firstBackoff = 200 * time.Millisecond
+	backoff := firstBackoff
+	for {
+		store, err := catalog.Open(ctx, cfg.Catalog.DSN, opts)
+		if err == nil {
+			m, err := store.Load(ctx)
+			if err != nil {
+				store.Close()
+				return nil, nil, err
+			}
+			log.Info("shard map loaded from the catalog", "version", m.Version())
+			return store, m, nil
+		}
+		if !catalogRetryable(err) || ctx.Err() != nil {
+			return nil, nil, fmt.Errorf("cannot open the catalog (catalog.dsn): %w", err)
+		}
+		if backoff == firstBackoff {
+			log.Warn("catalog not reachable yet; retrying", "err", err, "for", catalogWait.String())
+		} else {
+			log.Debug("catalog still not reachable", "err", err, "retry_in", backoff)
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.Canceled) {
+				return nil, nil, fmt.Errorf("stopped while waiting for the catalog (catalog.dsn): %w", err)
+			}
+			return nil, nil, fmt.Errorf("cannot open the catalog (catalog.dsn) within %s: %w", catalogWait, err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// catalogRetryable tells a catalog that may yet come up (no answer, or
+// the server starting, shutting down or full) from one that answered no
+// or holds something wrong.
+func catalogRetryable(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "57P01", "57P02", "57P03", "53300": // shutting down, crashed, starting, too many connections
+			return true
+		}
+		return strings.HasPrefix(pe.Code, "08") // connection exceptions
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || pgconn.Timeout(err) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
 }
 
 // topologyOptions configures the monitor of every shard's hosts.

@@ -17,10 +17,12 @@ type Config struct {
 	Shards  []Shard       `mapstructure:"shards" yaml:"shards"`
 	// Sharding places tables on shards.
 	Sharding ShardingConfig `mapstructure:"sharding" yaml:"sharding"`
-	Routing  RoutingConfig  `mapstructure:"routing" yaml:"routing"`
-	Monitor  MonitorConfig  `mapstructure:"monitor" yaml:"monitor"`
-	Log      LogConfig      `mapstructure:"log" yaml:"log"`
-	Runtime  RuntimeConfig  `mapstructure:"runtime" yaml:"runtime"`
+	// Catalog keeps the shard map in a database shared by many proxies.
+	Catalog CatalogConfig `mapstructure:"catalog" yaml:"catalog"`
+	Routing RoutingConfig `mapstructure:"routing" yaml:"routing"`
+	Monitor MonitorConfig `mapstructure:"monitor" yaml:"monitor"`
+	Log     LogConfig     `mapstructure:"log" yaml:"log"`
+	Runtime RuntimeConfig `mapstructure:"runtime" yaml:"runtime"`
 }
 
 // RuntimeConfig tunes the Go runtime shardgate runs on.
@@ -244,6 +246,10 @@ func Default() *Config {
 			ConnectTimeout: 5 * time.Second,
 			TLS:            ServerTLSDisable,
 		},
+		Catalog: CatalogConfig{
+			PollInterval:   time.Second,
+			DirectoryCache: 100_000,
+		},
 		Routing: RoutingConfig{
 			ReplicaReads:   ReplicaReadsOn,
 			ReplicaChoice:  ChoiceRoundRobin,
@@ -277,11 +283,13 @@ func (c *Config) User(name string) *User {
 }
 
 // Redacted returns a deep copy of c with every password, verifier and hash
-// replaced by "******", for check-config and logs.
+// replaced by "******", for check-config and logs. The catalog's DSN
+// keeps everything but its password.
 func (c *Config) Redacted() *Config {
 	r := *c
 	r.Routing.WriteFunctions = slices.Clone(c.Routing.WriteFunctions)
 	r.Monitor.Password = redact(c.Monitor.Password)
+	r.Catalog.DSN = redactDSN(c.Catalog.DSN)
 	if c.Users != nil {
 		r.Users = make([]User, len(c.Users))
 		for i, u := range c.Users {

@@ -45,6 +45,11 @@ var settings = []setting{
 	{"backend.connect_timeout", "max time to connect to a server", func(c *Config) any { return c.Backend.ConnectTimeout }},
 	{"backend.tls", "server TLS: disable, prefer, require or verify-full", func(c *Config) any { return c.Backend.TLS }},
 	{"backend.ca_file", "PEM CA bundle for server certificates (empty: system roots)", func(c *Config) any { return c.Backend.CAFile }},
+	{"sharding.two_phase_commit", "commit transactions that write on several shards with two-phase commit (needs catalog.dsn)", func(c *Config) any { return c.Sharding.TwoPhaseCommit }},
+	{"sharding.node_name", "this proxy's name in two-phase commit ids; unique per proxy, stable across restarts (empty: host/listen address)", func(c *Config) any { return c.Sharding.NodeName }},
+	{"catalog.dsn", "connection string of the shard map's catalog database (empty: the map is the file's)", func(c *Config) any { return c.Catalog.DSN }},
+	{"catalog.poll_interval", "how often the catalog's map version is checked, besides notifications (>= 10ms)", func(c *Config) any { return c.Catalog.PollInterval }},
+	{"catalog.directory_cache", "directory entries cached in memory", func(c *Config) any { return c.Catalog.DirectoryCache }},
 	{"routing.replica_reads", "reads to replicas: on, off or include_primary", func(c *Config) any { return c.Routing.ReplicaReads }},
 	{"routing.replica_choice", "replica picked: round_robin, least_connections or random", func(c *Config) any { return c.Routing.ReplicaChoice }},
 	{"routing.zone", "this shardgate's zone; replicas in it are preferred (empty: none)", func(c *Config) any { return c.Routing.Zone }},
@@ -66,9 +71,10 @@ var settings = []setting{
 	{"runtime.max_procs", "max OS threads running Go code at once (0: all CPUs)", func(c *Config) any { return c.Runtime.MaxProcs }},
 }
 
-// envOnly are the settings that get no flag: they are secrets, and a
-// process's arguments are visible to every local user (ps, /proc).
-var envOnly = map[string]bool{"monitor.password": true}
+// envOnly are the settings that get no flag: they are secrets (a DSN may
+// hold a password), and a process's arguments are visible to every local
+// user (ps, /proc).
+var envOnly = map[string]bool{"monitor.password": true, "catalog.dsn": true}
 
 // envVar is the environment variable that sets key.
 func envVar(key string) string {
@@ -92,6 +98,8 @@ func RegisterFlags(fs *pflag.FlagSet) {
 			fs.Duration(s.key, time.Duration(v.Int()), usage)
 		case v.Kind() == reflect.Int:
 			fs.Int(s.key, int(v.Int()), usage)
+		case v.Kind() == reflect.Bool:
+			fs.Bool(s.key, v.Bool(), usage)
 		default:
 			// Sizes and enums are read as text, as in the file.
 			fs.String(s.key, fmt.Sprint(v.Interface()), usage)
@@ -297,6 +305,8 @@ func decodeHook(from, to reflect.Type, data any) (any, error) {
 		return reflect.ValueOf(data).String(), nil
 	case to.Kind() == reflect.Int:
 		return toInt(from, data)
+	case to.Kind() == reflect.Bool:
+		return toBool(from, data)
 	case to.Kind() == reflect.Slice && from.Kind() != reflect.Slice:
 		return nil, &typeError{want: "a list", got: data}
 	case to.Kind() == reflect.Struct && from.Kind() != reflect.Map:
@@ -345,6 +355,19 @@ func toInt(from reflect.Type, data any) (any, error) {
 		}
 	}
 	return nil, &typeError{want: "an integer", got: data}
+}
+
+// toBool accepts booleans, and their text from the environment or a flag.
+func toBool(from reflect.Type, data any) (any, error) {
+	switch from.Kind() {
+	case reflect.Bool:
+		return data, nil
+	case reflect.String:
+		if b, err := strconv.ParseBool(strings.TrimSpace(reflect.ValueOf(data).String())); err == nil {
+			return b, nil
+		}
+	}
+	return nil, &typeError{want: "true or false", got: data}
 }
 
 // typeError is a value of the wrong type. It never shows a string's

@@ -14,6 +14,16 @@ type ShardingConfig struct {
 	DefaultShard    string                      `mapstructure:"default_shard" yaml:"default_shard"`
 	Distributions   []shardmap.DistributionSpec `mapstructure:"distributions" yaml:"distributions"`
 	ReferenceTables []string                    `mapstructure:"reference_tables" yaml:"reference_tables"`
+	// TwoPhaseCommit lets a transaction write on several shards, committed
+	// with PREPARE TRANSACTION and COMMIT PREPARED; the decision to commit
+	// is recorded in the catalog, which it therefore needs. Off, such a
+	// transaction is refused before anything commits.
+	TwoPhaseCommit bool `mapstructure:"two_phase_commit" yaml:"two_phase_commit"`
+	// NodeName names this proxy in the ids of the transactions it
+	// prepares, so that a restarted proxy resolves its own in-doubt ones
+	// and no other's; empty means host name/listen address. It must be
+	// unique in a fleet and stay the same across restarts.
+	NodeName string `mapstructure:"node_name" yaml:"node_name"`
 }
 
 // ShardNames lists the configured shards' names in order: a shard's index

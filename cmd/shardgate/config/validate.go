@@ -76,6 +76,7 @@ func (c *Config) Validate() error {
 	c.validateUsers(&v)
 	c.validateShards(&v)
 	c.validateSharding(&v)
+	c.validateCatalog(&v)
 	c.validateRouting(&v)
 	c.validateMonitor(&v)
 	oneOf(&v, "log.level", c.Log.Level, LogDebug, LogInfo, LogWarn, LogError)

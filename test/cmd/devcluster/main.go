@@ -22,6 +22,10 @@ import (
 // before it is killed.
 const proxyStopTimeout = 10 * time.Second
 
+// catalogDB is the database on shard 0's primary that holds the shard
+// map's catalog.
+const catalogDB = "shardgate_catalog"
+
 // The roles and databases `make run` offers; the proxy config lists the
 // same users.
 var (
@@ -104,6 +108,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if err := c.Stop(); err != nil {
 			fmt.Fprintf(stderr, "devcluster: stop cluster: %v\n", err)
 		}
+	}
+
+	// The shard map's catalog lives on shard 0's primary, as the design
+	// suggests for a local setup.
+	if err := c.Shards[0].Primary.Exec(ctx, "CREATE DATABASE "+catalogDB+" OWNER app"); err != nil {
+		stopCluster()
+		return fail("create the catalog database: %v", err)
 	}
 
 	cfgPath := filepath.Join(c.Dir, "shardgate.yaml")
@@ -199,8 +210,17 @@ func renderConfig(listen string, shards []*cluster.Shard) string {
 		fmt.Fprintf(&b, "s%d", s.Index)
 	}
 	b.WriteString("]\n")
+	// The catalog makes the map shared and changeable while serving
+	// (shardgate shardmap apply), and records two-phase commit decisions.
+	b.WriteString("  two_phase_commit: true\n")
+	fmt.Fprintf(&b, "catalog:\n  dsn: %s\n", catalogDSN(shards))
 	b.WriteString("log:\n  level: info\n")
 	return b.String()
+}
+
+// catalogDSN is the catalog's connection string, as app.
+func catalogDSN(shards []*cluster.Shard) string {
+	return fmt.Sprintf("postgres://app:app@%s/%s?sslmode=disable", shards[0].Primary.Addr(), catalogDB)
 }
 
 // dialAddr turns a listen address into one a client can dial: a wildcard
@@ -235,6 +255,7 @@ func printBanner(w io.Writer, c *cluster.Cluster, took time.Duration, cfgPath, l
 		fmt.Fprintf(w, "  psql \"%s\"\n", p.DSN("app", "app", "app"))
 		fmt.Fprintf(w, "  psql \"%s\"\n", p.DSN("postgres", "", "postgres"))
 	}
+	fmt.Fprintf(w, "\nThe shard map's catalog (shardgate shardmap show|apply %s):\n  psql \"%s\"\n", cfgPath, catalogDSN(c.Shards))
 	fmt.Fprintln(w, "\nCtrl-C stops the proxy and the cluster.")
 	fmt.Fprintln(w)
 }

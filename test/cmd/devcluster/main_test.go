@@ -1,9 +1,12 @@
 package main
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 
+	"github.com/shardgate/shardgate/cmd/shardgate/config"
 	"github.com/shardgate/shardgate/test/cluster"
 )
 
@@ -49,11 +52,26 @@ sharding:
         - name: orders
           key: user_id
       shards: [s0, s1]
+  two_phase_commit: true
+catalog:
+  dsn: postgres://app:app@127.0.0.1:15432/shardgate_catalog?sslmode=disable
 log:
   level: info
 `
 	if got != want {
 		t.Fatalf("renderConfig:\n%s\nwant:\n%s", got, want)
+	}
+	// shardgate must accept it.
+	path := filepath.Join(t.TempDir(), "shardgate.yaml")
+	if err := os.WriteFile(path, []byte(got), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path, nil)
+	if err != nil {
+		t.Fatalf("the rendered config does not load:\n%v", err)
+	}
+	if !cfg.Sharding.TwoPhaseCommit || cfg.Catalog.DSN == "" {
+		t.Errorf("rendered config: two_phase_commit %v, catalog.dsn %q", cfg.Sharding.TwoPhaseCommit, cfg.Catalog.DSN)
 	}
 }
 
