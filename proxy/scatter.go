@@ -66,6 +66,9 @@ type scatter struct {
 	// dist is the client's transaction over several shards the statement
 	// runs in: its connections stay with it.
 	dist *distTx
+	// reference: the statement writes a reference table, which every
+	// shard holds whole; the client hears one shard's answer.
+	reference bool
 }
 
 // openShards checks out a server on each shard of set for a request with
@@ -231,7 +234,11 @@ func (sc *scatter) results(m *mergeRun, sendFields bool) error {
 		case 'n': // NoData: a statement without rows in the extended protocol
 			err = sc.tags()
 		case 'C':
-			sc.s.writeOut('C', []byte(combineTags(bodiesAsTags(bodies))+"\x00"))
+			tags := bodiesAsTags(bodies)
+			if sc.reference {
+				tags = tags[:1]
+			}
+			sc.s.writeOut('C', []byte(combineTags(tags)+"\x00"))
 		case 'I':
 			sc.s.writeOut('I', nil)
 		case 'H':
@@ -301,14 +308,16 @@ func (sc *scatter) rows(fields []byte, m *mergeRun, sendFields bool) error {
 		sc.s.writeOut('T', fields)
 	}
 	tags := make([]string, 0, len(sc.conns))
-	for _, c := range sc.conns {
+	for i, c := range sc.conns {
 		for {
 			typ, body, err := c.read()
 			if err != nil {
 				return sc.lost(c, err)
 			}
 			if typ == 'D' {
-				sc.s.writeOut('D', body)
+				if i == 0 || !sc.reference {
+					sc.s.writeOut('D', body)
+				}
 				continue
 			}
 			if typ == 'C' {
@@ -324,6 +333,9 @@ func (sc *scatter) rows(fields []byte, m *mergeRun, sendFields bool) error {
 				sc.s.writeOut(typ, body)
 			}
 		}
+	}
+	if sc.reference {
+		tags = tags[:1]
 	}
 	sc.s.writeOut('C', []byte(combineTags(tags)+"\x00"))
 	return nil
@@ -465,13 +477,18 @@ func (s *session) scatterQuery(a *router.Analysis, p *router.Plan, set shardSet,
 		return s.reject('Q', err)
 	}
 	sc.ddl = p.DDL
+	sc.reference = p.Reference && p.Write
 	query := body
 	if p.Rewritten != "" && m != nil {
 		query = append([]byte(p.Rewritten), 0)
 	}
-	if p.Insert != nil && len(set) > 1 {
+	switch {
+	case p.Copy != nil && p.Copy.From:
+		err = s.copyFrom(sc, p, string(body[:len(body)-1]))
+		return sc.finish(err, true)
+	case p.Insert != nil && len(set) > 1:
 		err = s.sendInsertSplit(sc, p, nil)
-	} else {
+	default:
 		err = sc.send(func(be *pool.Conn) { wire.WriteFrame(be.Writer(), 'Q', query) })
 	}
 	if err == nil {

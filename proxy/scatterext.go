@@ -184,6 +184,7 @@ func (s *session) executeScatter(sp *scatterPortal, maxRows uint32) error {
 		return s.reject('E', err)
 	}
 	sc.ddl = sp.plan.DDL
+	sc.reference = sp.plan.Reference && sp.plan.Write
 	err = sc.send(func(be *pool.Conn) { sp.writeExtended(be, true) })
 	if err == nil {
 		err = sc.results(m, false)

@@ -202,9 +202,13 @@ func TestDistributedTransactions(t *testing.T) {
 		if err != nil || tag.String() != "UPDATE 2" {
 			t.Fatalf("update everywhere: %v %v", tag, err)
 		}
-		// Reference tables are written on every shard.
-		if _, err := conn.Exec(ctx, "insert into countries values ('fr', 'France')"); err != nil {
-			t.Fatal(err)
+		// Reference tables are written on every shard; the client hears
+		// of its one row once.
+		var codes []string
+		rows, _ := conn.Query(ctx, "insert into countries values ('fr', 'France') returning code")
+		codes, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil || len(codes) != 1 || rows.CommandTag().String() != "INSERT 0 1" {
+			t.Fatalf("reference insert: %v %v %v", codes, rows.CommandTag(), err)
 		}
 		for i := range c.Shards {
 			if n := countOn(t, c, i, "select count(*) from countries where code = 'fr'"); n != 1 {
@@ -399,4 +403,85 @@ func (h *hangingLog) RecordDecision(ctx context.Context, gid string) error {
 		<-h.hang
 	}
 	return err
+}
+
+// TestShardedCopyFrom splits COPY FROM STDIN by shard, in text, CSV and
+// binary format, and checks each row landed where the server's own hash
+// says; a COPY that fails anywhere leaves nothing behind.
+func TestShardedCopyFrom(t *testing.T) {
+	c := shardedCluster(t, 2)
+	spec := testMapSpec([]string{"s0", "s1"})
+	p := startProxy(t, proxy.TransactionMode, withShards(t, c, spec),
+		withTwoPhase(&proxy.TwoPhase{Log: newTableDecisions(t, c.Shards[0].Primary), Node: "copy"}))
+	ctx := ctxT(t)
+	conn := p.connect(t)
+	distSchema(t, conn)
+	total := func(table string) int64 {
+		return countOn(t, c, 0, "select count(*) from "+table) + countOn(t, c, 1, "select count(*) from "+table)
+	}
+	misplaced := func() int64 {
+		return countOn(t, c, 0, "select count(*) from users where hashint8extended(id, 0) >= 0") +
+			countOn(t, c, 1, "select count(*) from users where hashint8extended(id, 0) < 0")
+	}
+	var text, csv strings.Builder
+	for i := range 500 {
+		fmt.Fprintf(&text, "%d\tname\\t%d\n", i, i)
+		fmt.Fprintf(&csv, "%d,\"name, \"\"%d\"\"\"\n", 1000+i, i)
+	}
+	tag, err := conn.PgConn().CopyFrom(ctx, strings.NewReader(text.String()), "copy users (id, name) from stdin")
+	if err != nil || tag.RowsAffected() != 500 {
+		t.Fatalf("text copy: %v %v", tag, err)
+	}
+	tag, err = conn.PgConn().CopyFrom(ctx, strings.NewReader("id,name\n"+csv.String()), "copy users from stdin (format csv, header true)")
+	if err != nil || tag.RowsAffected() != 500 {
+		t.Fatalf("csv copy: %v %v", tag, err)
+	}
+	var rows [][]any
+	for i := range 500 {
+		rows = append(rows, []any{int64(2000 + i), fmt.Sprintf("bin %d", i)})
+	}
+	n, err := conn.CopyFrom(ctx, pgx.Identifier{"users"}, []string{"id", "name"}, pgx.CopyFromRows(rows))
+	if err != nil || n != 500 {
+		t.Fatalf("binary copy: %d %v", n, err)
+	}
+	if got := total("users"); got != 1500 {
+		t.Fatalf("%d users after the copies, want 1500", got)
+	}
+	if got := misplaced(); got != 0 {
+		t.Fatalf("%d rows on the wrong shard", got)
+	}
+	if countOn(t, c, 0, "select count(*) from users") == 0 || countOn(t, c, 1, "select count(*) from users") == 0 {
+		t.Fatal("the copy did not spread")
+	}
+	var name string
+	if err := conn.QueryRow(ctx, "select name from users where id = 1007").Scan(&name); err != nil || name != `name, "7"` {
+		t.Fatalf("csv row read back as %q, %v", name, err)
+	}
+	if err := conn.QueryRow(ctx, "select name from users where id = 7").Scan(&name); err != nil || name != "name\t7" {
+		t.Fatalf("text row read back as %q, %v", name, err)
+	}
+
+	// A bad row anywhere fails the whole copy, on every shard.
+	_, err = conn.PgConn().CopyFrom(ctx, strings.NewReader("5000\tok\n5001\tok\nnot-a-number\tbad\n"), "copy users (id, name) from stdin")
+	expectCode(t, err, "22P02", "")
+	_, err = conn.PgConn().CopyFrom(ctx, strings.NewReader("5000\tok\n5001\tok\n1\tduplicate\n"), "copy users (id, name) from stdin")
+	expectCode(t, err, "23505", "")
+	if got := total("users"); got != 1500 {
+		t.Fatalf("%d users after failed copies, want 1500", got)
+	}
+	// The connection goes on working.
+	if err := conn.QueryRow(ctx, "select count(*) from users").Scan(&n); err != nil || n != 1500 {
+		t.Fatalf("after the failed copies: %d %v", n, err)
+	}
+
+	// A reference table gets every row on every shard.
+	tag, err = conn.PgConn().CopyFrom(ctx, strings.NewReader("de\tGermany\nit\tItaly\n"), "copy countries from stdin")
+	if err != nil || tag.RowsAffected() != 2 {
+		t.Fatalf("reference copy: %v %v (the client copied 2 rows)", tag, err)
+	}
+	for i := range c.Shards {
+		if n := countOn(t, c, i, "select count(*) from countries"); n != 2 {
+			t.Fatalf("shard %d holds %d countries, want 2", i, n)
+		}
+	}
 }
