@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -60,7 +61,7 @@ func controlName(st *router.Statement) string {
 
 func unknownControl(name string) error {
 	return &Error{Code: "42704", Message: fmt.Sprintf("unrecognized configuration parameter %q", name),
-		Hint: "shardgate knows shardgate.role, shardgate.causal_lsn and (SHOW only) shardgate.hosts"}
+		Hint: "shardgate knows shardgate.role, shardgate.shard, shardgate.causal_lsn and (SHOW only) shardgate.hosts"}
 }
 
 func (s *session) set(name string, e *router.SetEffect) error {
@@ -92,6 +93,18 @@ func (s *session) set(name string, e *router.SetEffect) error {
 		// Raised only: a position handed over from another connection must
 		// not weaken what this one already owes its client.
 		return s.causal.set(e.Value, s.shardNames())
+	case "shardgate.shard":
+		if e.Reset || e.Value == "" || strings.EqualFold(e.Value, "auto") {
+			s.shard = ""
+			return nil
+		}
+		names := s.shardNames()
+		if !slices.Contains(names, e.Value) {
+			return &Error{Code: "22023", Message: fmt.Sprintf("invalid value for shardgate.shard: %q is not a shard", e.Value),
+				Hint: "known shards: " + strings.Join(names, ", ") + "; auto (or RESET) routes by the shard map again"}
+		}
+		s.shard = e.Value
+		return nil
 	case "shardgate.hosts":
 		return &Error{Code: "55P02", Message: "parameter \"shardgate.hosts\" cannot be changed"}
 	}
@@ -107,6 +120,12 @@ func (s *session) show(name string) error {
 		cols, rows = []string{"role"}, [][]string{{[]string{"auto", "primary", "replica"}[s.role]}}
 	case "shardgate.causal_lsn":
 		cols, rows = []string{"causal_lsn"}, [][]string{{s.causal.format(s.shardNames())}}
+	case "shardgate.shard":
+		v := s.shard
+		if v == "" {
+			v = "auto"
+		}
+		cols, rows = []string{"shard"}, [][]string{{v}}
 	}
 	s.mu.Unlock()
 	if name == "shardgate.hosts" {

@@ -63,8 +63,11 @@ type session struct {
 	// shard, the WAL position of its last commit there (read-your-writes
 	// by LSN: positions of different servers do not compare), wroteAt the
 	// time of its last write (by time).
-	begin   *deferredBegin
-	role    roleOverride
+	begin *deferredBegin
+	role  roleOverride
+	// shard is the client's SET shardgate.shard: every statement runs on
+	// that shard, as with a shard= hint ("" routes by the map).
+	shard   string
 	causal  causalLSN
 	wroteAt time.Time
 	// primaryUntil sends reads to the primary after a write whose commit

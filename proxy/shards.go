@@ -138,10 +138,22 @@ func (ss shardSet) add(i int) shardSet {
 // the client's open transaction, or -1: a read that any shard can serve
 // stays there.
 func (s *session) resolve(sc *schema, p *router.Plan, ps *params, current int) (shardSet, error) {
+	m := sc.m
+	s.mu.Lock()
+	forced := s.shard
+	s.mu.Unlock()
+	if forced != "" && p.Spread != router.SpreadShard {
+		// SET shardgate.shard routes like a shard= hint, which a hint in
+		// the statement itself overrides.
+		i, ok := m.ShardIndex(forced)
+		if !ok {
+			return nil, &Error{Code: "22023", Message: fmt.Sprintf("shard %q set with SET shardgate.shard is not in the shard map", forced)}
+		}
+		return shardSet{i}, nil
+	}
 	if p.Refused != nil {
 		return nil, p.Refused
 	}
-	m := sc.m
 	switch p.Spread {
 	case router.SpreadDefault:
 		return shardSet{m.DefaultShard()}, nil

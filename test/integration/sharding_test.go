@@ -393,3 +393,57 @@ func trim(rows [][]string) [][]string {
 	}
 	return rows
 }
+
+// TestSetShard routes a client's statements to one shard with SET
+// shardgate.shard, until RESET.
+func TestSetShard(t *testing.T) {
+	c := shardedCluster(t, 2)
+	spec := testMapSpec([]string{"s0", "s1"})
+	p := startProxy(t, proxy.TransactionMode, withShards(t, c, spec))
+	ctx := ctxT(t)
+	conn := p.connect(t)
+	simple := pgx.QueryExecModeSimpleProtocol
+	if _, err := conn.Exec(ctx, "create table users (id bigint primary key, name text)", simple); err != nil {
+		t.Fatal(err)
+	}
+	port := func() string {
+		var p string
+		if err := conn.QueryRow(ctx, "select current_setting('port')", simple).Scan(&p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for i, name := range []string{"s0", "s1"} {
+		if _, err := conn.Exec(ctx, "set shardgate.shard = "+name, simple); err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprint(c.Shards[i].Primary.Port)
+		if got := port(); got != want {
+			t.Fatalf("with shardgate.shard = %s the statement ran on port %s, want %s", name, got, want)
+		}
+		// Even a statement the map would send elsewhere (a key of the
+		// other shard, or every shard) stays there.
+		if _, err := conn.Exec(ctx, "insert into users values (1, $1)", name); err != nil {
+			t.Fatal(err)
+		}
+		var shown string
+		conn.QueryRow(ctx, "show shardgate.shard", simple).Scan(&shown)
+		if shown != name {
+			t.Fatalf("SHOW shardgate.shard = %q", shown)
+		}
+	}
+	for i := range c.Shards {
+		if n := countOn(t, c, i, "select count(*) from users where id = 1"); n != 1 {
+			t.Fatalf("shard %d holds %d rows with id 1, want 1 (one per SET)", i, n)
+		}
+	}
+	_, err := conn.Exec(ctx, "set shardgate.shard = nowhere", simple)
+	expectCode(t, err, "22023", "known shards")
+	if _, err := conn.Exec(ctx, "reset shardgate.shard", simple); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := conn.QueryRow(ctx, "select count(*) from users").Scan(&n); err != nil || n != 2 {
+		t.Fatalf("after RESET, a scatter count = %d %v, want 2", n, err)
+	}
+}
