@@ -153,6 +153,19 @@ func (sc *scatter) send(write func(w *pool.Conn)) error {
 	return nil
 }
 
+// sendEach writes each server its own request and flushes.
+func (sc *scatter) sendEach(write func(c *shardConn, i int)) error {
+	for i, c := range sc.conns {
+		write(c, i)
+		c.ready = false
+		if err := c.be.Writer().Flush(); err != nil {
+			c.broken = true
+			return &Error{Code: "08006", Message: fmt.Sprintf("lost the connection to shard %s: %v", sc.s.shardNames()[c.shard], err)}
+		}
+	}
+	return nil
+}
+
 // head reads a server's next response that starts a result (or ends the
 // request), relaying notices and keeping parameter reports.
 func (sc *scatter) head(c *shardConn) (byte, []byte, error) {

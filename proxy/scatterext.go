@@ -26,6 +26,8 @@ type scatterPortal struct {
 	bind []byte
 	ps   *params
 	how  runHow
+	// parts, for an INSERT split by shard, is what each shard runs.
+	parts map[int]*portalPart
 	// end, when set, is the COMMIT or ROLLBACK of the client's
 	// transaction over several shards, which the proxy runs itself.
 	end *router.Statement
@@ -49,12 +51,13 @@ func (s *session) bindScatter(portal []byte, cs *stmt, p *router.Plan, set shard
 	if err != nil {
 		return s.reject('B', err)
 	}
-	if p.Insert != nil && len(set) > 1 {
-		return s.reject('B', &Error{Code: "0A000", Message: router.ErrInsertParams.Error(),
-			Hint: "send the rows of each shard in an INSERT of their own, or use the simple protocol"})
-	}
 	sp := &scatterPortal{plan: p, set: set, n: n, query: cs.query, oids: cs.oids, ps: ps,
 		bind: append([]byte{0, 0}, rest...), how: how}
+	if p.Insert != nil && len(set) > 1 {
+		if err := s.splitInsertPortal(sp, rest); err != nil {
+			return s.reject('B', err)
+		}
+	}
 	if p.Rewritten != "" && p.Merge != nil && len(set) > 1 {
 		sp.query = p.Rewritten
 		if p.Merge.Hidden > 0 {
@@ -96,9 +99,13 @@ func (s *session) forgetScatterPortal(name []byte) bool {
 // server: Parse and Bind unnamed, Describe (to learn the row shape), and
 // Execute unless only a description is wanted.
 func (sp *scatterPortal) writeExtended(be *pool.Conn, execute bool) {
+	sp.writeFor(be, sp.query, sp.oids, sp.bind, execute)
+}
+
+func (sp *scatterPortal) writeFor(be *pool.Conn, query string, oids []uint32, bind []byte, execute bool) {
 	w := be.Writer()
-	wire.WriteMessage(w, &pgproto3.Parse{Query: sp.query, ParameterOIDs: sp.oids})
-	wire.WriteFrame(w, 'B', sp.bind)
+	wire.WriteMessage(w, &pgproto3.Parse{Query: query, ParameterOIDs: oids})
+	wire.WriteFrame(w, 'B', bind)
 	wire.WriteFrame(w, 'D', []byte{'P', 0})
 	if execute {
 		wire.WriteFrame(w, 'E', []byte{0, 0, 0, 0, 0})
@@ -185,7 +192,14 @@ func (s *session) executeScatter(sp *scatterPortal, maxRows uint32) error {
 	}
 	sc.ddl = sp.plan.DDL
 	sc.reference = sp.plan.Reference && sp.plan.Write
-	err = sc.send(func(be *pool.Conn) { sp.writeExtended(be, true) })
+	if sp.parts != nil {
+		err = sc.sendEach(func(c *shardConn, _ int) {
+			part := sp.parts[c.shard]
+			sp.writeFor(c.be, part.query, part.oids, part.bind, true)
+		})
+	} else {
+		err = sc.send(func(be *pool.Conn) { sp.writeExtended(be, true) })
+	}
 	if err == nil {
 		err = sc.results(m, false)
 	}

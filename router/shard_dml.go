@@ -3,6 +3,7 @@ package router
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	pg_query "github.com/pganalyze/pg_query_go/v5"
 	"google.golang.org/protobuf/proto"
@@ -162,24 +163,67 @@ func (s *InsertSplit) SQLFor(rows []int) (string, error) {
 	if s.params {
 		return "", ErrInsertParams
 	}
+	res, err := s.keep(rows)
+	if err != nil {
+		return "", err
+	}
+	return pg_query.Deparse(res)
+}
+
+// SQLForParams is SQLFor for an INSERT with bind parameters. The kept
+// statement's parameters are renumbered $1, $2, ... in ascending order of
+// their old numbers; params[i] is the old number (1-based) of new
+// parameter i+1, so the caller binds the client's values in that order.
+func (s *InsertSplit) SQLForParams(rows []int) (sql string, params []int, err error) {
+	res, err := s.keep(rows)
+	if err != nil {
+		return "", nil, err
+	}
+	used := map[int32]bool{}
+	inspect(res, func(n *pg_query.Node) bool {
+		if p := n.GetParamRef(); p != nil {
+			used[p.Number] = true
+		}
+		return true
+	})
+	renumber := make(map[int32]int32, len(used))
+	for old := range used {
+		params = append(params, int(old))
+	}
+	slices.Sort(params)
+	for i, old := range params {
+		renumber[int32(old)] = int32(i + 1)
+	}
+	inspect(res, func(n *pg_query.Node) bool {
+		if p := n.GetParamRef(); p != nil {
+			p.Number = renumber[p.Number]
+		}
+		return true
+	})
+	sql, err = pg_query.Deparse(res)
+	return sql, params, err
+}
+
+// keep returns a copy of the INSERT with only the given VALUES rows.
+func (s *InsertSplit) keep(rows []int) (*pg_query.ParseResult, error) {
 	res := proto.Clone(s.stmt).(*pg_query.ParseResult)
 	ins := res.Stmts[0].GetStmt().GetInsertStmt()
 	sel := ins.GetSelectStmt().GetSelectStmt()
 	if sel == nil || len(sel.ValuesLists) != len(s.Keys) {
-		return "", errors.New("the INSERT has no VALUES list to split")
+		return nil, errors.New("the INSERT has no VALUES list to split")
 	}
 	kept := make([]*pg_query.Node, 0, len(rows))
 	last := -1
 	for _, i := range rows {
 		if i <= last || i >= len(sel.ValuesLists) {
-			return "", fmt.Errorf("row indexes must be ascending and below %d", len(sel.ValuesLists))
+			return nil, fmt.Errorf("row indexes must be ascending and below %d", len(sel.ValuesLists))
 		}
 		kept, last = append(kept, sel.ValuesLists[i]), i
 	}
 	if len(kept) == 0 {
-		return "", errors.New("no rows to insert")
+		return nil, errors.New("no rows to insert")
 	}
 	sel.ValuesLists = kept
 	res.Stmts[0].StmtLocation, res.Stmts[0].StmtLen = 0, 0
-	return pg_query.Deparse(res)
+	return res, nil
 }

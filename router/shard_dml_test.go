@@ -3,6 +3,8 @@ package router
 import (
 	"errors"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -130,6 +132,34 @@ func TestInsertSQLFor(t *testing.T) {
 	}
 	if _, err := withParams.Insert.SQLFor([]int{0}); !errors.Is(err, ErrInsertParams) {
 		t.Errorf("SQLFor with parameters: %v", err)
+	}
+}
+
+func TestInsertSQLForParams(t *testing.T) {
+	t.Parallel()
+	// $5 outside the rows stays, renumbered after the kept rows' own.
+	p := planOf(t, "INSERT INTO users (id, name) VALUES ($1, $2), ($3, $4), (7, $4 || 'x') ON CONFLICT (id) DO UPDATE SET name = $5 RETURNING id")
+	if p.Insert == nil {
+		t.Fatalf("no split: %+v", p)
+	}
+	tests := []struct {
+		rows   []int
+		want   string
+		params []int
+	}{
+		{[]int{0}, "INSERT INTO users (id, name) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET name = $3 RETURNING id", []int{1, 2, 5}},
+		{[]int{1, 2}, "INSERT INTO users (id, name) VALUES ($1, $2), (7, $2 || 'x') ON CONFLICT (id) DO UPDATE SET name = $3 RETURNING id", []int{3, 4, 5}},
+		{[]int{2}, "INSERT INTO users (id, name) VALUES (7, $1 || 'x') ON CONFLICT (id) DO UPDATE SET name = $2 RETURNING id", []int{4, 5}},
+	}
+	for _, tc := range tests {
+		got, params, err := p.Insert.SQLForParams(tc.rows)
+		if err != nil || got != tc.want || !slices.Equal(params, tc.params) {
+			t.Errorf("SQLForParams(%v) = %q %v, %v\nwant %q %v", tc.rows, got, params, err, tc.want, tc.params)
+		}
+	}
+	// The plan is shared: renumbering must leave it as it was.
+	if got, params, _ := p.Insert.SQLForParams([]int{0, 1, 2}); !slices.Equal(params, []int{1, 2, 3, 4, 5}) || !strings.Contains(got, "($1, $2), ($3, $4), (7, $4 || 'x')") {
+		t.Errorf("SQLForParams of every row: %q %v", got, params)
 	}
 }
 

@@ -197,6 +197,25 @@ func TestDistributedTransactions(t *testing.T) {
 		if users(0) != 1 || users(1) != 1 {
 			t.Fatalf("split insert: shards hold %d and %d", users(0), users(1))
 		}
+		// With bind parameters (extended protocol), each shard gets its
+		// rows' parameters, renumbered; NULLs and a parameter outside
+		// the rows included.
+		for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeExec, pgx.QueryExecModeDescribeExec} {
+			rows, err := conn.Query(ctx, "insert into users (id, name) values ($1, $2), ($3, $4), ($5, null) on conflict (id) do update set name = $6 returning id", mode,
+				a+100, "p", b, "q", a, "upserted")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+			if err != nil || len(ids) != 3 || rows.CommandTag().String() != "INSERT 0 3" {
+				t.Fatalf("%v: split insert with parameters: %v %v %v", mode, ids, rows.CommandTag(), err)
+			}
+			conn.Exec(ctx, "delete from users where id = $1", a+100)
+		}
+		var upserted string
+		if err := conn.QueryRow(ctx, "select name from users where id = $1", b).Scan(&upserted); err != nil || upserted != "upserted" {
+			t.Fatalf("the ON CONFLICT parameter reached the shard as %q, %v", upserted, err)
+		}
 		// An UPDATE without a key runs on every shard, atomically.
 		tag, err = conn.Exec(ctx, "update users set name = 'all'", simple)
 		if err != nil || tag.String() != "UPDATE 2" {
