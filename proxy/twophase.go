@@ -36,12 +36,17 @@ type TwoPhase struct {
 }
 
 // DecisionLog records the outcome of transactions prepared on several
-// shards. A transaction whose decision is recorded commits everywhere; one
-// without a decision is rolled back when found in doubt.
+// shards, where it outlives the proxy (the catalog).
 type DecisionLog interface {
-	RecordDecision(ctx context.Context, gid string) error
+	// Decide records commit or rollback for gid unless an outcome is
+	// recorded already, and returns the recorded one: the first to ask
+	// wins, atomically. The committing proxy asks to commit; a resolver
+	// that finds the transaction in doubt asks to roll back. So a commit
+	// decision still on its way from a dying proxy cannot land after a
+	// resolver rolled a shard back.
+	Decide(ctx context.Context, gid string, commit bool) (bool, error)
+	// ForgetDecision drops gid's outcome once every shard has it.
 	ForgetDecision(ctx context.Context, gid string) error
-	Decided(ctx context.Context, gid string) (bool, error)
 }
 
 // inFlight names the transactions this process is committing right now:
@@ -121,11 +126,15 @@ func (s *session) commitTwoPhase(d *distTx) error {
 		tp.AfterPrepare(gid)
 	}
 	if failure == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), s.srv.opts.ResetTimeout)
-		err := tp.Log.RecordDecision(ctx, gid)
-		cancel()
-		if err != nil {
-			failure = &Error{Code: "40000", Message: "could not record the commit decision of a transaction over several shards; it was rolled back", Err: err}
+		commit, err := s.decide(gid)
+		switch {
+		case err != nil:
+			// Whether the decision was recorded is unknown: the prepared
+			// transactions stay for the resolver, which reads it.
+			return &Error{Code: "40003", Message: "the outcome of this transaction over several shards is not known yet: its commit decision could not be confirmed in the catalog",
+				Hint: "shardgate finishes it once the catalog answers, committed if the decision was recorded and rolled back if not; check before retrying", Err: err}
+		case !commit:
+			failure = &Error{Code: "40000", Message: "a transaction over several shards was rolled back by shardgate's in-doubt resolver before its commit was recorded"}
 		}
 	}
 	if failure != nil {
@@ -155,6 +164,26 @@ func (s *session) commitTwoPhase(d *distTx) error {
 		cancel()
 	}
 	return nil
+}
+
+// decide records the commit decision, trying again while the catalog's
+// answer is lost (the call is idempotent).
+func (s *session) decide(gid string) (bool, error) {
+	var err error
+	for attempt := range 3 {
+		if attempt > 0 {
+			time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.srv.opts.ResetTimeout)
+		var commit bool
+		commit, err = s.srv.opts.TwoPhase.Log.Decide(ctx, gid, true)
+		cancel()
+		if err == nil {
+			return commit, nil
+		}
+		s.log.Warn("could not record a commit decision; trying again", "gid", gid, "err", err)
+	}
+	return false, err
 }
 
 func isServerError(err error) bool {
@@ -235,7 +264,8 @@ func (s *Server) resolveShard(ctx context.Context, shard int) (committed, rolled
 		if s.prepared.has(x.gid) {
 			continue // being committed right now
 		}
-		decided, err := tp.Log.Decided(ctx, x.gid)
+		// In doubt: roll back unless the commit was recorded first.
+		decided, err := tp.Log.Decide(ctx, x.gid, false)
 		if err != nil {
 			return committed, rolledBack, err
 		}
@@ -309,19 +339,29 @@ func (s *Server) resolveLoop() {
 	if every <= 0 {
 		every = 30 * time.Second
 	}
+	// A failed pass (no primary known yet at start, a shard down) is
+	// tried again soon, backing off to the normal period.
+	retry := 500 * time.Millisecond
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		c, r, err := s.ResolveInDoubt(ctx)
 		cancel()
-		if err != nil {
-			s.log.Warn("in-doubt transactions not resolved yet", "err", err)
-		} else if c+r > 0 {
+		wait := every
+		switch {
+		case err != nil:
+			s.log.Warn("in-doubt transactions not resolved yet", "err", err, "retry_in", min(retry, every).String())
+			wait = min(retry, every)
+			retry *= 2
+		case c+r > 0:
 			s.log.Info("in-doubt transactions resolved", "committed", c, "rolled_back", r)
+			fallthrough
+		default:
+			retry = 500 * time.Millisecond
 		}
 		select {
 		case <-s.done:
 			return
-		case <-time.After(every):
+		case <-time.After(wait):
 		}
 	}
 }

@@ -17,7 +17,7 @@ const schemaLockKey int64 = 0x7368617264676174
 // schema is complete and current. Setup then changes nothing, so proxies
 // may log in as a role that can read and write the tables but not own
 // them, and a start takes no lock but the advisory one.
-const schemaVersion = "shardgate catalog schema 1"
+const schemaVersion = "shardgate catalog schema 2"
 
 // schemaSQL creates the catalog, idempotently. It runs in one transaction
 // after pg_advisory_xact_lock(schemaLockKey).
@@ -52,6 +52,10 @@ CREATE TABLE IF NOT EXISTS shardgate.twophase_decisions (
 	gid text PRIMARY KEY,
 	decided_at timestamptz NOT NULL DEFAULT now()
 );
+-- commit: the outcome recorded first, by the committing proxy (true) or
+-- by a resolver that found the transaction in doubt (false). The primary
+-- key makes the first one the only one.
+ALTER TABLE shardgate.twophase_decisions ADD COLUMN IF NOT EXISTS commit boolean NOT NULL DEFAULT true;
 
 CREATE TABLE IF NOT EXISTS shardgate.proxies (
 	name text PRIMARY KEY,

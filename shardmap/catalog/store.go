@@ -291,35 +291,37 @@ func (s *Store) SetSpec(ctx context.Context, spec shardmap.Spec, shards []string
 	return uint64(version), nil
 }
 
-// RecordDecision records that the two-phase transaction gid is to commit.
-// Recording it twice is no error.
-func (s *Store) RecordDecision(ctx context.Context, gid string) error {
-	_, err := s.pool.Exec(ctx, "INSERT INTO shardgate.twophase_decisions (gid) VALUES ($1) ON CONFLICT DO NOTHING", gid)
-	if err != nil {
-		return fmt.Errorf("catalog %s: recording the commit of %s: %w", s.where, gid, err)
+// Decide records the outcome of the two-phase transaction gid unless one
+// is recorded already, and returns the recorded one. The committing proxy
+// asks to commit, a resolver that finds the transaction in doubt asks to
+// roll back: whichever comes first wins, atomically (a racing insert
+// waits for the other and then yields), so a decision a dying proxy was
+// still sending can never commit one shard after a resolver rolled back
+// another. It is idempotent: retry it when the answer was lost.
+func (s *Store) Decide(ctx context.Context, gid string, commit bool) (bool, error) {
+	var got bool
+	err := s.pool.QueryRow(ctx, `WITH ins AS (
+		INSERT INTO shardgate.twophase_decisions (gid, commit) VALUES ($1, $2) ON CONFLICT (gid) DO NOTHING RETURNING commit)
+		SELECT commit FROM ins UNION ALL SELECT commit FROM shardgate.twophase_decisions WHERE gid = $1 LIMIT 1`, gid, commit).Scan(&got)
+	if errors.Is(err, pgx.ErrNoRows) {
+		// The row that won was committed by another session after this
+		// statement's snapshot: a new statement sees it.
+		err = s.pool.QueryRow(ctx, "SELECT commit FROM shardgate.twophase_decisions WHERE gid = $1", gid).Scan(&got)
 	}
-	return nil
+	if err != nil {
+		return false, fmt.Errorf("catalog %s: deciding the outcome of %s: %w", s.where, gid, err)
+	}
+	return got, nil
 }
 
-// ForgetDecision deletes gid's decision, once every shard has committed.
+// ForgetDecision deletes gid's decision, once every shard has finished
+// it.
 func (s *Store) ForgetDecision(ctx context.Context, gid string) error {
 	_, err := s.pool.Exec(ctx, "DELETE FROM shardgate.twophase_decisions WHERE gid = $1", gid)
 	if err != nil {
-		return fmt.Errorf("catalog %s: forgetting the commit of %s: %w", s.where, gid, err)
+		return fmt.Errorf("catalog %s: forgetting the decision on %s: %w", s.where, gid, err)
 	}
 	return nil
-}
-
-// Decided reports whether the commit of gid was recorded: recovery
-// commits a prepared transaction that was, and rolls back one that was
-// not.
-func (s *Store) Decided(ctx context.Context, gid string) (bool, error) {
-	var ok bool
-	err := s.pool.QueryRow(ctx, "SELECT EXISTS (SELECT FROM shardgate.twophase_decisions WHERE gid = $1)", gid).Scan(&ok)
-	if err != nil {
-		return false, fmt.Errorf("catalog %s: reading the decision on %s: %w", s.where, gid, err)
-	}
-	return ok, nil
 }
 
 // Heartbeat records that the proxy called name, serving at addr and

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/shardgate/shardgate/shardmap"
 )
@@ -198,26 +199,53 @@ func TestSetupAsNonOwner(t *testing.T) {
 }
 
 func TestTwoPhaseDecisions(t *testing.T) {
-	s := open(t, sharedDB(t), Options{})
+	db := sharedDB(t)
+	s := open(t, db, Options{})
+	other := open(t, db, Options{})
 	ctx := ctxT(t)
-	if ok, err := s.Decided(ctx, "g1"); err != nil || ok {
-		t.Fatalf("Decided before recording = %v, %v", ok, err)
+	// The first outcome recorded is the only one, whoever asks later.
+	if got, err := s.Decide(ctx, "g1", true); err != nil || !got {
+		t.Fatalf("Decide(g1, commit) = %v, %v", got, err)
 	}
-	for range 2 { // recording twice is no error
-		if err := s.RecordDecision(ctx, "g1"); err != nil {
+	if got, err := other.Decide(ctx, "g1", false); err != nil || !got {
+		t.Fatalf("a resolver's abort after the commit was recorded = %v, %v; want commit", got, err)
+	}
+	if got, err := other.Decide(ctx, "g2", false); err != nil || got {
+		t.Fatalf("Decide(g2, abort) = %v, %v", got, err)
+	}
+	if got, err := s.Decide(ctx, "g2", true); err != nil || got {
+		t.Fatalf("a commit after a resolver's abort = %v, %v; want abort", got, err)
+	}
+	// Racing: one transaction holds an uncommitted decision; the other
+	// waits for it and then yields to it.
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "INSERT INTO shardgate.twophase_decisions (gid, commit) VALUES ('g3', true)"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan bool, 1)
+	go func() {
+		got, err := other.Decide(ctx, "g3", false)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- got
+	}()
+	time.Sleep(200 * time.Millisecond)
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-done; !got {
+		t.Fatal("the racing abort won over the commit recorded first")
+	}
+	for _, gid := range []string{"g1", "g2", "g3"} {
+		if err := s.ForgetDecision(ctx, gid); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if ok, err := s.Decided(ctx, "g1"); err != nil || !ok {
-		t.Fatalf("Decided after recording = %v, %v", ok, err)
-	}
-	if ok, _ := s.Decided(ctx, "g2"); ok {
-		t.Fatal("another gid is decided too")
-	}
-	if err := s.ForgetDecision(ctx, "g1"); err != nil {
-		t.Fatal(err)
-	}
-	if ok, err := s.Decided(ctx, "g1"); err != nil || ok {
-		t.Fatalf("Decided after forgetting = %v, %v", ok, err)
+	if got, _ := s.Decide(ctx, "g1", false); got {
+		t.Fatal("a forgotten decision still answers")
 	}
 }

@@ -25,17 +25,20 @@ type tableDecisions struct {
 func newTableDecisions(t *testing.T, h *cluster.Host) *tableDecisions {
 	t.Helper()
 	conn := connectDSN(t, h.DSN("postgres", "", "postgres"))
-	if _, err := conn.Exec(ctxT(t), "create table if not exists shardgate_decisions (gid text primary key)"); err != nil {
+	if _, err := conn.Exec(ctxT(t), "create table if not exists shardgate_decisions (gid text primary key, commit bool not null)"); err != nil {
 		t.Fatal(err)
 	}
 	return &tableDecisions{conn: conn}
 }
 
-func (d *tableDecisions) RecordDecision(ctx context.Context, gid string) error {
+func (d *tableDecisions) Decide(ctx context.Context, gid string, commit bool) (bool, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	_, err := d.conn.Exec(ctx, "insert into shardgate_decisions values ($1)", gid)
-	return err
+	if _, err := d.conn.Exec(ctx, "insert into shardgate_decisions values ($1, $2) on conflict do nothing", gid, commit); err != nil {
+		return false, err
+	}
+	err := d.conn.QueryRow(ctx, "select commit from shardgate_decisions where gid = $1", gid).Scan(&commit)
+	return commit, err
 }
 
 func (d *tableDecisions) ForgetDecision(ctx context.Context, gid string) error {
@@ -45,19 +48,11 @@ func (d *tableDecisions) ForgetDecision(ctx context.Context, gid string) error {
 	return err
 }
 
-func (d *tableDecisions) Decided(ctx context.Context, gid string) (bool, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	var n int
-	err := d.conn.QueryRow(ctx, "select count(*) from shardgate_decisions where gid = $1", gid).Scan(&n)
-	return n > 0, err
-}
-
 func (d *tableDecisions) count(t *testing.T) int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var n int
-	if err := d.conn.QueryRow(ctxT(t), "select count(*) from shardgate_decisions").Scan(&n); err != nil {
+	if err := d.conn.QueryRow(ctxT(t), "select count(*) from shardgate_decisions where commit").Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -67,13 +62,25 @@ func withTwoPhase(tp *proxy.TwoPhase) func(*proxyConfig) {
 	return func(cfg *proxyConfig) { cfg.opts.TwoPhase = tp }
 }
 
-// preparedOn counts the prepared transactions left on each shard.
+// preparedOn counts the prepared transactions left on each shard. It is
+// polled, so it closes its connections at once.
 func preparedOn(t *testing.T, c *cluster.Cluster) []int64 {
-	var n []int64
+	t.Helper()
+	var counts []int64
 	for i := range c.Shards {
-		n = append(n, countOn(t, c, i, "select count(*) from pg_prepared_xacts"))
+		conn, err := connectDSNErr(c.Shards[i].Primary.DSN("postgres", "", "postgres"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		err = conn.QueryRow(ctxT(t), "select count(*) from pg_prepared_xacts").Scan(&n)
+		conn.Close(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts = append(counts, n)
 	}
-	return n
+	return counts
 }
 
 func distSchema(t *testing.T, conn *pgx.Conn) {
@@ -415,13 +422,13 @@ type hangingLog struct {
 	hang            chan struct{}
 }
 
-func (h *hangingLog) RecordDecision(ctx context.Context, gid string) error {
-	err := h.DecisionLog.RecordDecision(ctx, gid)
-	if err == nil && h.hangAfterRecord && h.armed.Load() {
+func (h *hangingLog) Decide(ctx context.Context, gid string, commit bool) (bool, error) {
+	got, err := h.DecisionLog.Decide(ctx, gid, commit)
+	if err == nil && commit && h.hangAfterRecord && h.armed.Load() {
 		h.stuck <- gid
 		<-h.hang
 	}
-	return err
+	return got, err
 }
 
 // TestShardedCopyFrom splits COPY FROM STDIN by shard, in text, CSV and
