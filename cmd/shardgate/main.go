@@ -43,7 +43,7 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   shardgate [serve] --config FILE [--listen.addr HOST:PORT] [--pool.mode MODE] ...
   shardgate check-config FILE
-  shardgate shardmap show|validate FILE
+  shardgate shardmap show|validate|apply FILE
   shardgate gen-cert CERT_FILE KEY_FILE [HOST...]
   shardgate version
 
