@@ -4,7 +4,7 @@ export PATH := $(PATH):/usr/local/go/bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build run test unit bench bench-ryw acceptance vet fmt clean
+.PHONY: all build run test unit bench bench-sharding bench-ryw acceptance vet fmt clean
 
 all: build
 
@@ -35,6 +35,14 @@ unit:
 bench: build
 	@.ci/install-deps
 	$(GO) run ./test/cmd/benchrun
+
+# Sharding: point selects by key through shardgate over 2 hash shards vs
+# 1 shard without a map (and PostgreSQL directly), then scatter queries
+# over 1M rows on 2 shards vs one unsharded server; ~6 minutes. Pass flags
+# with BENCHFLAGS, e.g. make bench-sharding BENCHFLAGS=--quick.
+bench-sharding: build
+	@.ci/install-deps
+	$(GO) run ./test/cmd/benchrun --sharding $(BENCHFLAGS)
 
 # Read-your-writes under load: 64 clients through an in-process shardgate
 # while WAL replay is paused at random on two replicas, then the same with

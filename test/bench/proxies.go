@@ -128,12 +128,20 @@ func copyShardgate(src, dir string) (string, error) {
 // startShardgate writes a config into dir and starts the proxy on a free
 // port, returning once a login through it works.
 func startShardgate(ctx context.Context, bin, dir string, poolSize int, primaries []string) (*proc, int, error) {
+	return startShardgateWith(ctx, bin, dir, func(listen string) string {
+		return RenderShardgateConfig(listen, poolSize, primaries)
+	})
+}
+
+// startShardgateWith is startShardgate with the config rendered by render
+// for the listen address picked.
+func startShardgateWith(ctx context.Context, bin, dir string, render func(listen string) string) (*proc, int, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, 0, err
 	}
 	cfg := filepath.Join(dir, "proxy.yaml")
-	if err := os.WriteFile(cfg, []byte(RenderShardgateConfig("127.0.0.1:"+strconv.Itoa(port), poolSize, primaries)), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(render("127.0.0.1:"+strconv.Itoa(port))), 0o600); err != nil {
 		return nil, 0, err
 	}
 	p, err := startProc("shardgate", filepath.Join(dir, "proxy.log"), nil, cleanEnv(), bin, "serve", "--config", cfg)

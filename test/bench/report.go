@@ -215,37 +215,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		b.WriteString(m + "\n")
 	}
 	for _, t := range r.tables() {
-		b.WriteString("\n== " + t.title + " ==\n")
-		widths := make([]int, len(t.header))
-		for i, h := range t.header {
-			widths[i] = len(h)
-		}
-		for _, row := range t.rows {
-			for i, c := range row {
-				widths[i] = max(widths[i], len(c))
-			}
-		}
-		line := func(cells []string) {
-			for i, c := range cells {
-				if i > 0 {
-					b.WriteString("  ")
-				}
-				// Labels left, figures right, as one reads them.
-				if i < 2 {
-					fmt.Fprintf(&b, "%-*s", widths[i], c)
-				} else {
-					fmt.Fprintf(&b, "%*s", widths[i], c)
-				}
-			}
-			b.WriteString("\n")
-		}
-		line(t.header)
-		for _, row := range t.rows {
-			line(row)
-		}
-		for _, n := range t.notes {
-			b.WriteString(n + "\n")
-		}
+		t.writeText(&b)
 	}
 	b.WriteString("\n" + legend + "\n")
 	for _, n := range r.Notes {
@@ -263,27 +233,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		b.WriteString("- " + m + "\n")
 	}
 	for _, t := range r.tables() {
-		b.WriteString("\n## " + t.title + "\n\n")
-		b.WriteString("| " + strings.Join(t.header, " | ") + " |\n|")
-		for i := range t.header {
-			if i < 2 {
-				b.WriteString(" --- |")
-			} else {
-				b.WriteString(" ---: |")
-			}
-		}
-		b.WriteString("\n")
-		for _, row := range t.rows {
-			b.WriteString("| " + strings.Join(row, " | ") + " |\n")
-		}
-		if len(t.notes) > 0 {
-			b.WriteString("\n")
-			for _, n := range t.notes {
-				// Error text may hold markdown; a code span keeps it literal.
-				num, rest, _ := strings.Cut(n, " ")
-				b.WriteString("- " + num + " `" + strings.ReplaceAll(rest, "`", "'") + "`\n")
-			}
-		}
+		t.writeMarkdown(&b)
 	}
 	b.WriteString("\n" + strings.ReplaceAll(legend, "\n", " ") + "\n")
 	if len(r.Notes) > 0 {
@@ -294,4 +244,66 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeText renders t as an aligned plain-text table under its title,
+// followed by its notes.
+func (t table) writeText(b *strings.Builder) {
+	b.WriteString("\n== " + t.title + " ==\n")
+	widths := make([]int, len(t.header))
+	for i, h := range t.header {
+		widths[i] = len(h)
+	}
+	for _, row := range t.rows {
+		for i, c := range row {
+			widths[i] = max(widths[i], len(c))
+		}
+	}
+	line := func(cells []string) {
+		for i, c := range cells {
+			if i > 0 {
+				b.WriteString("  ")
+			}
+			// Labels left, figures right, as one reads them.
+			if i < 2 {
+				fmt.Fprintf(b, "%-*s", widths[i], c)
+			} else {
+				fmt.Fprintf(b, "%*s", widths[i], c)
+			}
+		}
+		b.WriteString("\n")
+	}
+	line(t.header)
+	for _, row := range t.rows {
+		line(row)
+	}
+	for _, n := range t.notes {
+		b.WriteString(n + "\n")
+	}
+}
+
+// writeMarkdown renders t as a markdown table under a heading, followed
+// by its notes as a list.
+func (t table) writeMarkdown(b *strings.Builder) {
+	b.WriteString("\n## " + t.title + "\n\n")
+	b.WriteString("| " + strings.Join(t.header, " | ") + " |\n|")
+	for i := range t.header {
+		if i < 2 {
+			b.WriteString(" --- |")
+		} else {
+			b.WriteString(" ---: |")
+		}
+	}
+	b.WriteString("\n")
+	for _, row := range t.rows {
+		b.WriteString("| " + strings.Join(row, " | ") + " |\n")
+	}
+	if len(t.notes) > 0 {
+		b.WriteString("\n")
+		for _, n := range t.notes {
+			// Error text may hold markdown; a code span keeps it literal.
+			num, rest, _ := strings.Cut(n, " ")
+			b.WriteString("- " + num + " `" + strings.ReplaceAll(rest, "`", "'") + "`\n")
+		}
+	}
 }

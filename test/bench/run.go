@@ -62,6 +62,8 @@ type bench struct {
 	rep     *Report
 	// start (re)starts a proxy target, should it die during the matrix.
 	start map[string]func(context.Context) (*proc, int, error)
+	// warm is the warm-up workload; the zero value means SelectOnly.
+	warm Workload
 }
 
 // Run sets everything up, runs the matrix and tears everything down again,
@@ -298,8 +300,8 @@ func (b *bench) matrix(ctx context.Context) error {
 	return nil
 }
 
-// warmUp runs select-only load with the most clients through a target,
-// unmeasured, so that the proxies' pools are full and the caches warm
+// warmUp runs select-only load (or b.warm) with the most clients through
+// a target, unmeasured, so that the proxies' pools are full and the caches warm
 // before a measured run. Only a cancelled ctx is an error.
 func (b *bench) warmUp(ctx context.Context, target string) error {
 	if b.cfg.WarmupSeconds <= 0 {
@@ -310,7 +312,11 @@ func (b *bench) warmUp(ctx context.Context, target string) error {
 		maxClients = max(maxClients, c)
 	}
 	fmt.Fprintf(b.log, "benchrun: warm-up %s (%ds, %d clients)\n", target, b.cfg.WarmupSeconds, maxClients)
-	spec := b.spec(SelectOnly, "simple", maxClients, target)
+	w := b.warm
+	if w.Name == "" {
+		w = SelectOnly
+	}
+	spec := b.spec(w, "simple", maxClients, target)
 	spec.Seconds = b.cfg.WarmupSeconds
 	if _, stderr, err := b.pgbenchRun(ctx, spec); err != nil {
 		if ctx.Err() != nil {

@@ -40,6 +40,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	out := fs.String("out", "bench-results.md", "markdown copy of the results; empty skips it")
 	raw := fs.String("raw", "", "directory to save every pgbench run's full output in")
 	strict := fs.Bool("strict", false, "exit 1 when a direct or shardgate run fails or reports errors")
+	sharding := fs.Bool("sharding", false, "run the sharding benchmark instead: 2 hash shards vs 1 shard without a map vs direct, point selects and scatter queries (make bench-sharding)")
+	rows := fs.Int("rows", 1_000_000, "--sharding: rows in the scatter table t")
+	users := fs.Int("users", 1_000_000, "--sharding: rows in users, read by the point selects")
+	rounds := fs.Int("rounds", 2, "--sharding: rounds of the point-select matrix")
+	scatterRuns := fs.Int("scatter-runs", 7, "--sharding: timed runs of each scatter query per target; 0 skips them")
+	perf := fs.String("perf", "", "--sharding: directory for `perf record -g` profiles of the proxies in round 1")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -49,6 +55,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "benchrun: "+format+"\n", a...)
 		return 2
+	}
+	if *sharding {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		return runSharding(shardingFlags{
+			set: set, quick: *quick, duration: *duration, clients: *clients, protocols: *protocols,
+			poolSize: *poolSize, threads: *threads, warmup: *warmup, proxyBin: *proxyBin, out: *out,
+			raw: *raw, strict: *strict, rows: *rows, users: *users, rounds: *rounds, scatterRuns: *scatterRuns, perf: *perf,
+		}, stdout, stderr)
 	}
 	if *quick {
 		set := map[string]bool{}
