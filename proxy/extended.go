@@ -522,11 +522,12 @@ func (s *session) execute(body []byte) error {
 	if err != nil {
 		return s.reject('E', err)
 	}
+	s.mu.Lock()
+	l.ran = true
 	if a != nil {
-		s.mu.Lock()
 		s.noteSentLocked(l, a)
-		s.mu.Unlock()
 	}
+	s.mu.Unlock()
 	wire.WriteFrame(l.w, 'E', body)
 	s.done(l)
 	return nil

@@ -68,6 +68,9 @@ type link struct {
 	// beginSQL started the link's transaction, when the proxy sent it: a
 	// transaction that moves to several shards starts alike on each.
 	beginSQL string
+	// ran: a statement was executed on the link (not only prepared or
+	// described), so its transaction has begun for real.
+	ran bool
 	// heldZ is the client's ReadyForQuery held back until the position of
 	// its commit is known: released earlier, the client could send a read
 	// that is routed without it.

@@ -69,6 +69,8 @@ type scatter struct {
 	// reference: the statement writes a reference table, which every
 	// shard holds whole; the client hears one shard's answer.
 	reference bool
+	// copy describes a COPY TO STDOUT of the statement, if it is one.
+	copy *router.CopyInfo
 }
 
 // openShards checks out a server on each shard of set for a request with
@@ -288,6 +290,9 @@ func (sc *scatter) tags() error {
 		}
 		tags[i] = strings.TrimSuffix(string(body), "\x00")
 	}
+	if sc.reference {
+		tags = tags[:1]
+	}
 	sc.s.writeOut('C', []byte(combineTags(tags)+"\x00"))
 	return nil
 }
@@ -356,10 +361,20 @@ func (sc *scatter) rows(fields []byte, m *mergeRun, sendFields bool) error {
 
 // copyOut relays COPY TO STDOUT from every server, one after the other,
 // as one copy.
+//
+// The copy must read as one server's: a header line (HEADER) comes from
+// the first shard only, and in binary format the signature from the
+// first shard and the trailer from the last. A binary header travels in
+// the same message as the first row, the trailer in a message of its own.
 func (sc *scatter) copyOut(response []byte) error {
 	sc.s.writeOut('H', response)
 	var total int64
-	for _, c := range sc.conns {
+	header := sc.copy != nil && sc.copy.Header && sc.copy.Format != "binary"
+	binary := sc.copy != nil && sc.copy.Format == "binary"
+	for i, c := range sc.conns {
+		first, last := i == 0, i == len(sc.conns)-1
+		var held []byte // binary: the last message, which may be the trailer
+		seen := false
 	copying: // each server's CopyOutResponse was read as its head
 
 		for {
@@ -369,8 +384,29 @@ func (sc *scatter) copyOut(response []byte) error {
 			}
 			switch typ {
 			case 'd':
-				sc.s.writeOut('d', body)
+				startOfData := !seen
+				seen = true
+				switch {
+				case header && startOfData && !first:
+					// another shard's header line
+				case binary:
+					if startOfData && !first {
+						body = skipBinaryHeader(body)
+					}
+					if held != nil {
+						sc.s.writeOut('d', held)
+					}
+					held = append(held[:0:0], body...)
+				default:
+					sc.s.writeOut('d', body)
+				}
 			case 'c':
+				if held != nil && !last && len(held) >= 2 && held[len(held)-2] == 0xFF && held[len(held)-1] == 0xFF {
+					held = held[:len(held)-2] // not the last shard: no trailer yet
+				}
+				if len(held) > 0 {
+					sc.s.writeOut('d', held)
+				}
 			case 'C':
 				tag := strings.TrimSuffix(string(body), "\x00")
 				if n, err := strconv.ParseInt(strings.TrimPrefix(tag, "COPY "), 10, 64); err == nil {
@@ -386,6 +422,20 @@ func (sc *scatter) copyOut(response []byte) error {
 	sc.s.writeOut('c', nil)
 	sc.s.writeOut('C', []byte("COPY "+strconv.FormatInt(total, 10)+"\x00"))
 	return nil
+}
+
+// skipBinaryHeader drops the binary COPY header (signature, flags,
+// extension) from the start of a shard's first data message.
+func skipBinaryHeader(b []byte) []byte {
+	const fixed = 11 + 4 + 4
+	if len(b) < fixed {
+		return b
+	}
+	ext := int(binary.BigEndian.Uint32(b[15:19]))
+	if len(b) < fixed+ext {
+		return b
+	}
+	return b[fixed+ext:]
 }
 
 // lost handles a server connection that failed mid-statement.
@@ -491,6 +541,7 @@ func (s *session) scatterQuery(a *router.Analysis, p *router.Plan, set shardSet,
 	}
 	sc.ddl = p.DDL
 	sc.reference = p.Reference && p.Write
+	sc.copy = p.Copy
 	query := body
 	if p.Rewritten != "" && m != nil {
 		query = append([]byte(p.Rewritten), 0)
@@ -638,7 +689,47 @@ func (s *session) viaDist(set shardSet) bool {
 	if len(set) != 1 || l == nil || l.shard == set[0] || s.mode == SessionMode || s.pinned {
 		return false
 	}
-	return s.txOpenLocked()
+	if !s.txOpenLocked() {
+		return false
+	}
+	return !s.relocateLocked()
+}
+
+// relocateLocked moves a transaction that has run nothing yet to another
+// shard: its server only prepared or described statements since the
+// proxy's BEGIN (drivers describe a statement before they bind it, on
+// whatever server is at hand). That server's transaction is rolled back
+// and the BEGIN deferred again, so the transaction starts on the shard of
+// its first statement instead of spanning two. Called with mu held; it
+// releases it meanwhile.
+func (s *session) relocateLocked() bool {
+	l := s.link
+	if l == nil || l.beginSQL == "" || l.ran || !l.q.empty() || l.unsynced || l.writers > 0 || l.copyIn != copyNone || l.txStatus != 'T' {
+		return false
+	}
+	if l.pumping {
+		s.mu.Unlock()
+		s.stopPump(l)
+		s.mu.Lock()
+		if s.link != l {
+			return false
+		}
+	}
+	s.link = nil
+	s.mu.Unlock()
+	err := roundTrip(l.be, l.st, "ROLLBACK", time.Now().Add(s.srv.opts.ResetTimeout))
+	if err != nil {
+		l.be.Pool().Discard(l.be)
+	} else {
+		l.be.Pool().Put(l.be)
+	}
+	access := router.TxDefault
+	if a := s.srv.opts.Router.Analyze(l.beginSQL); len(a.Statements) == 1 {
+		access = a.Statements[0].TxAccess
+	}
+	s.mu.Lock()
+	s.begin = &deferredBegin{sql: l.beginSQL, access: access}
+	return true
 }
 
 // rowsOf splits a DataRow body into its values (nil for NULL), reusing

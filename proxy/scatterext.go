@@ -192,6 +192,7 @@ func (s *session) executeScatter(sp *scatterPortal, maxRows uint32) error {
 	}
 	sc.ddl = sp.plan.DDL
 	sc.reference = sp.plan.Reference && sp.plan.Write
+	sc.copy = sp.plan.Copy
 	if sp.parts != nil {
 		err = sc.sendEach(func(c *shardConn, _ int) {
 			part := sp.parts[c.shard]

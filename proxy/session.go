@@ -328,7 +328,7 @@ func (s *session) functionCall(body []byte) error {
 		return s.reject('F', err)
 	}
 	s.mu.Lock()
-	l.wrote = true
+	l.wrote, l.ran = true, true
 	capture := !l.openTx && s.captureDueLocked(l)
 	s.mu.Unlock()
 	wire.WriteFrame(l.w, 'F', body)

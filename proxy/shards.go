@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math/big"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -182,7 +183,7 @@ func (s *session) resolve(sc *schema, p *router.Plan, ps *params, current int) (
 	}
 	var set shardSet
 	for _, v := range p.Keys {
-		keys, err := keyValues(d, v, ps)
+		keys, err := keyValues(d, v, ps, p.Assigned)
 		if err != nil {
 			return nil, err
 		}
@@ -220,13 +221,22 @@ func (s *session) distribution(m *shardmap.Map, name string) (*shardmap.Distribu
 // keyValues reads the key values a plan's Value stands for: a literal, a
 // parameter, or each element of an array parameter (key = ANY($1)). NULLs
 // match no row and are left out.
-func keyValues(d *shardmap.Distribution, v router.Value, ps *params) ([]shardmap.Key, error) {
+//
+// assigned says the value is assigned to the key column (INSERT, UPDATE
+// SET) rather than compared with it.
+func keyValues(d *shardmap.Distribution, v router.Value, ps *params, assigned bool) ([]shardmap.Key, error) {
 	if v.Param == 0 {
 		if v.Null {
 			return nil, nil
 		}
 		k, err := shardmap.ParseKey(d.Kind, v.Text)
 		if err != nil {
+			if k, ok, isNumber := numericIntKey(d.Kind, v, assigned); isNumber {
+				if !ok {
+					return nil, nil // an integer key equals no fraction
+				}
+				return []shardmap.Key{k}, nil
+			}
 			return nil, &Error{Code: "22P02", Message: err.Error()}
 		}
 		return []shardmap.Key{k}, nil
@@ -247,6 +257,39 @@ func keyValues(d *shardmap.Distribution, v router.Value, ps *params) ([]shardmap
 		return nil, err
 	}
 	return []shardmap.Key{k}, nil
+}
+
+// numericIntKey reads a numeric literal (2.0, 2.5, 1e3) given for an
+// integer key as the server does: compared with the key, it matches the
+// integer it equals, or none; assigned to it, it is rounded half away
+// from zero. isNumber is false for anything else. A literal with a cast
+// is left to the key type's own input function, as the server does.
+func numericIntKey(kind shardmap.KeyKind, v router.Value, assigned bool) (k shardmap.Key, ok, isNumber bool) {
+	if kind != shardmap.KindInt || v.Type != "" {
+		return k, false, false
+	}
+	r, valid := new(big.Rat).SetString(v.Text)
+	if !valid || strings.ContainsAny(v.Text, "/ ") {
+		return k, false, false
+	}
+	if !r.IsInt() {
+		if !assigned {
+			return k, false, true
+		}
+		// Round half away from zero: |r| + 1/2, floored, with r's sign.
+		abs := new(big.Rat).Abs(r)
+		abs.Add(abs, big.NewRat(1, 2))
+		n := new(big.Int).Quo(abs.Num(), abs.Denom())
+		if r.Sign() < 0 {
+			n.Neg(n)
+		}
+		r.SetInt(n)
+	}
+	if !r.Num().IsInt64() {
+		return k, false, false // out of range: the server says so
+	}
+	k, err := shardmap.ParseKey(kind, r.Num().String())
+	return k, err == nil, err == nil
 }
 
 func paramKey(d *shardmap.Distribution, raw []byte, bin bool) (shardmap.Key, error) {
@@ -445,7 +488,7 @@ func (s *session) checkNewKey(sc *schema, p *router.Plan, ps *params, shard int)
 	if err != nil {
 		return err
 	}
-	keys, err := keyValues(d, *p.NewKey, ps)
+	keys, err := keyValues(d, *p.NewKey, ps, true)
 	if err != nil {
 		return err
 	}

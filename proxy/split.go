@@ -23,7 +23,7 @@ func (s *session) insertRows(p *router.Plan, ps *params, first int) (map[int][]i
 	}
 	rows := map[int][]int{}
 	for i, v := range p.Insert.Keys {
-		keys, err := keyValues(d, v, ps)
+		keys, err := keyValues(d, v, ps, true)
 		if err != nil {
 			return nil, err
 		}

@@ -115,6 +115,7 @@ func firstWord(sql []byte) string {
 // noteSentLocked updates what the link's requests imply: whether they may
 // have written, and whether they leave a transaction open.
 func (s *session) noteSentLocked(l *link, a *router.Analysis) {
+	l.ran = true
 	if a.Write {
 		l.wrote = true
 	}

@@ -115,6 +115,11 @@ type Plan struct {
 	// NewKey is the new value of an UPDATE that assigns the sharding key:
 	// the proxy refuses it when it maps to another shard than the row's.
 	NewKey *Value
+	// Assigned: Keys are values assigned to the key column (INSERT), which
+	// the server converts by assignment (a numeric literal for an integer
+	// key is rounded), not compared with it (where it would match no row).
+	// NewKey is always assigned.
+	Assigned bool
 	// Insert describes the rows of a multi-row INSERT ... VALUES into a
 	// sharded table, so the proxy can split it by shard.
 	Insert *InsertSplit

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v5"
 	"google.golang.org/protobuf/proto"
@@ -282,10 +283,11 @@ func addLimits(limit, offset *pg_query.Node) *pg_query.Node {
 		asBigint(limit), asBigint(offset), -1)
 }
 
-// asBigint casts an expression to bigint unless it is a literal or a
-// cast already, whose type the server then takes.
+// asBigint casts an expression to bigint unless it is a numeric literal
+// or a cast already, whose type the server then takes. A quoted literal
+// is cast: '2' + '1' is ambiguous to the server.
 func asBigint(n *pg_query.Node) *pg_query.Node {
-	if n.GetAConst() != nil || n.GetTypeCast() != nil {
+	if (n.GetAConst() != nil && n.GetAConst().GetSval() == nil) || n.GetTypeCast() != nil {
 		return n
 	}
 	return &pg_query.Node{Node: &pg_query.Node_TypeCast{TypeCast: &pg_query.TypeCast{Arg: n,
@@ -315,6 +317,11 @@ func intConst(n *pg_query.Node) (int64, bool) {
 	case c.GetFval() != nil:
 		v, err := strconv.ParseInt(c.GetFval().Fval, 10, 64)
 		return v, err == nil && v < 1<<53
+	case c.GetSval() != nil:
+		// LIMIT '2': a quoted number, which the server reads as bigint
+		// (drivers that interpolate arguments send them so).
+		v, err := strconv.ParseInt(strings.TrimSpace(c.GetSval().Sval), 10, 64)
+		return v, err == nil && v >= 0 && v < 1<<53
 	}
 	return 0, false
 }

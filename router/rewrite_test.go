@@ -66,6 +66,14 @@ func TestMerge(t *testing.T) {
 		{"SELECT id FROM users ORDER BY id LIMIT 2147483647 OFFSET 10",
 			&Merge{Order: []SortKey{{Column: 0}}, Limit: vp(lit("2147483647")), Offset: vp(lit("10"))},
 			"SELECT id FROM users ORDER BY id LIMIT 2147483657"},
+		// Quoted numbers, as drivers that interpolate arguments send them:
+		// folded, or cast (the server finds '2' + $1 ambiguous).
+		{"SELECT id FROM users ORDER BY id LIMIT '2' OFFSET '1'",
+			&Merge{Order: []SortKey{{Column: 0}}, Limit: vp(lit("2")), Offset: vp(lit("1"))},
+			"SELECT id FROM users ORDER BY id LIMIT 3"},
+		{"SELECT id FROM users ORDER BY id LIMIT '2' OFFSET $1",
+			&Merge{Order: []SortKey{{Column: 0}}, Limit: vp(lit("2")), Offset: vp(par(1))},
+			"SELECT id FROM users ORDER BY id LIMIT '2'::bigint + $1::bigint"},
 		{"SELECT id FROM users LIMIT $1::int8 OFFSET 3",
 			&Merge{Limit: vp(parT(1, "int8")), Offset: vp(lit("3"))},
 			"SELECT id FROM users LIMIT $1::int8 + 3"},

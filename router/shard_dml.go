@@ -26,6 +26,7 @@ func planInsert(res *pg_query.ParseResult, ins *pg_query.InsertStmt, s Schema) (
 		return &Plan{Refused: why}, a.dist()
 	}
 	p, _ := a.decide(top, t.node, keys)
+	p.Assigned = p.Spread == SpreadKeys
 	if p.Refused == nil && len(keys) > 1 {
 		p.Insert = &InsertSplit{Keys: keys, stmt: res, params: hasParams(ins)}
 	}

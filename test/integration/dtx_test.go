@@ -511,3 +511,118 @@ func TestShardedCopyFrom(t *testing.T) {
 		}
 	}
 }
+
+// TestShardedEdges holds cases the differential test found: each failed
+// before its fix.
+func TestShardedEdges(t *testing.T) {
+	c := shardedCluster(t, 2)
+	spec := testMapSpec([]string{"s0", "s1"})
+	p := startProxy(t, proxy.TransactionMode, withShards(t, c, spec),
+		withTwoPhase(&proxy.TwoPhase{Log: newTableDecisions(t, c.Shards[0].Primary), Node: "edges"}))
+	ctx := ctxT(t)
+	conn := p.connect(t)
+	distSchema(t, conn)
+	simple := pgx.QueryExecModeSimpleProtocol
+	for id := range 10 {
+		if _, err := conn.Exec(ctx, "insert into users (id, name) values ($1, 'u')", id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, _ := shardmap.Build(spec, []string{"s0", "s1"}, 1, nil)
+	d := m.Distribution("users")
+
+	t.Run("quoted LIMIT and OFFSET over several shards", func(t *testing.T) {
+		rows, _ := conn.Query(ctx, "select id from users order by id limit '2' offset '1'", simple)
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil || len(ids) != 2 || ids[0] != 1 || ids[1] != 2 {
+			t.Fatalf("got %v, %v; want [1 2]", ids, err)
+		}
+	})
+
+	t.Run("reference write tags in the extended protocol", func(t *testing.T) {
+		for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeExec} {
+			tag, err := conn.Exec(ctx, "insert into countries (code, name) values ($1, 'x')", mode, fmt.Sprint(mode))
+			if err != nil || tag.String() != "INSERT 0 1" {
+				t.Fatalf("%v: %v %v, want INSERT 0 1", mode, tag, err)
+			}
+		}
+		tag, err := conn.Exec(ctx, "update countries set name = $1", "y")
+		if err != nil || tag.String() != "UPDATE 2" {
+			t.Fatalf("update of the reference table: %v %v, want UPDATE 2 (two rows, once)", tag, err)
+		}
+	})
+
+	t.Run("COPY TO with a header or in binary over several shards", func(t *testing.T) {
+		var out strings.Builder
+		if _, err := conn.PgConn().CopyTo(ctx, &out, "copy users to stdout with (format csv, header)"); err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(out.String(), "id,name\n"); n != 1 || !strings.HasPrefix(out.String(), "id,name\n") || strings.Count(out.String(), "\n") != 11 {
+			t.Fatalf("csv with header: %d header lines in\n%s", n, out.String())
+		}
+		var bin strings.Builder
+		if _, err := conn.PgConn().CopyTo(ctx, &bin, "copy users to stdout with (format binary)"); err != nil {
+			t.Fatal(err)
+		}
+		// The server itself must read it back as one copy: one signature,
+		// every row, one trailer.
+		direct := connectDSN(t, c.Shards[0].Primary.DSN("app", "app", "app"))
+		direct.Exec(ctx, "create temp table back (id bigint, name text)")
+		tag, err := direct.PgConn().CopyFrom(ctx, strings.NewReader(bin.String()), "copy back from stdin with (format binary)")
+		if err != nil || tag.RowsAffected() != 10 {
+			t.Fatalf("binary copy read back: %v %v", tag, err)
+		}
+	})
+
+	t.Run("numeric literal for an integer key", func(t *testing.T) {
+		var n int
+		if err := conn.QueryRow(ctx, "select count(*) from users where id = 2.0", simple).Scan(&n); err != nil || n != 1 {
+			t.Fatalf("id = 2.0: %d %v, want 1 row as from the server", n, err)
+		}
+		if err := conn.QueryRow(ctx, "select count(*) from users where id = 2.5", simple).Scan(&n); err != nil || n != 0 {
+			t.Fatalf("id = 2.5: %d %v, want 0 rows", n, err)
+		}
+		// Assigned, 10.5 is rounded to 11: the row must be where 11 lives.
+		if _, err := conn.Exec(ctx, "insert into users (id, name) values (10.5, 'rounded')", simple); err != nil {
+			t.Fatal(err)
+		}
+		want, _ := m.Locate(ctx, d, mustKey(t, "11"))
+		if n := countOn(t, c, want, "select count(*) from users where id = 11"); n != 1 {
+			t.Fatalf("the row of key 10.5 (stored as 11) is not on shard %d", want)
+		}
+	})
+
+	t.Run("a statement described before the transaction's first", func(t *testing.T) {
+		// pgx describes a new statement before it binds it; the describe
+		// must not pin the transaction to a shard it never uses.
+		a, b := twoKeysOnTwoShards(t, d)
+		key := a
+		if i, _ := m.Locate(ctx, d, mustKey(t, fmt.Sprint(a))); i == m.DefaultShard() {
+			key = b // a key off the default shard, where the describe goes
+		}
+		for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeDescribeExec} {
+			tx, err := conn.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Exec(ctx, fmt.Sprintf("update users set name = 'described %v' where id = $1", mode), mode, key); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Exec(ctx, "savepoint a", simple); err != nil {
+				t.Fatalf("%v: savepoint in a one-shard transaction: %v", mode, err)
+			}
+			if err := tx.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
+
+func mustKey(t *testing.T, s string) shardmap.Key {
+	t.Helper()
+	k, err := shardmap.ParseKey(shardmap.KindInt, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
