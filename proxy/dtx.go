@@ -163,10 +163,18 @@ func (s *session) join(d *distTx, shard int) (*shardConn, error) {
 			return nil, err
 		}
 	}
-	if status, err := c.exec(d.begin, deadline); err != nil || status != 'T' {
+	s.mu.Lock()
+	start := d.begin
+	for _, sp := range s.savepoints {
+		// The savepoints the client made before this shard joined: a
+		// rollback to one of them undoes all the shard's work.
+		start += "; SAVEPOINT " + quoteIdent(sp)
+	}
+	s.mu.Unlock()
+	if status, err := c.exec(start, deadline); err != nil || status != 'T' {
 		be.Pool().Discard(be)
 		if err == nil {
-			err = fmt.Errorf("the server's status after %q is %q", d.begin, status)
+			err = fmt.Errorf("the server's status after %q is %q", start, status)
 		}
 		return nil, &Error{Code: "08006", Message: fmt.Sprintf("could not start the transaction on shard %s: %v", s.shardNames()[shard], err)}
 	}
@@ -251,6 +259,7 @@ func (s *session) endDist(commit bool) (string, error) {
 	s.mu.Lock()
 	d := s.dtx
 	s.dtx = nil
+	s.savepoints = s.savepoints[:0]
 	s.mu.Unlock()
 	if d == nil {
 		return "ROLLBACK", nil

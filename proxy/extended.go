@@ -71,6 +71,9 @@ func (s *session) query(body []byte) error {
 		s.unnamed = nil
 	}
 	s.noteSentLocked(l, &a)
+	if op, ok := savepointOf(unsafe.String(unsafe.SliceData(text), len(text))); ok {
+		s.applySavepointLocked(op)
+	}
 	if a.Write && mayCopyIn(unsafe.String(unsafe.SliceData(text), len(text))) {
 		l.copyIn = copySimple
 	}
@@ -417,6 +420,9 @@ func (s *session) bind(body []byte) error {
 	}
 	s.mu.Lock()
 	s.ensurePreparedLocked(l, string(name), cs)
+	if op, ok := savepointOf(cs.query); ok {
+		s.applySavepointLocked(op)
+	}
 	if cs.analysis.Write {
 		l.wrote = true
 		if mayCopyIn(cs.query) {

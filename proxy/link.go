@@ -366,6 +366,7 @@ func (s *session) onServerMessage(l *link, typ byte, body []byte) (forward bool,
 			l.ddl = false
 		}
 		if l.txStatus == 'I' {
+			s.savepoints = s.savepoints[:0]
 			s.settings.endTransaction(l.st.settings)
 			if l.wrote && s.srv.opts.Routing.RYW == RYWTime {
 				s.wroteAt, l.wrote = time.Now(), false

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+	pg_query "github.com/pganalyze/pg_query_go/v5"
 
 	"github.com/shardgate/shardgate/pool"
 	"github.com/shardgate/shardgate/proxy/wire"
@@ -520,6 +521,9 @@ func (sc *scatter) finish(err error, simple bool) error {
 // scatterQuery runs a simple query on the shards of set, or on one shard
 // inside a transaction over several shards.
 func (s *session) scatterQuery(a *router.Analysis, p *router.Plan, set shardSet, n need, body []byte) error {
+	if op, ok := savepointOf(string(body[:len(body)-1])); ok && s.inDist() {
+		return s.distSavepoint(op, body, true)
+	}
 	how, err := s.multiShard(a, string(body[:len(body)-1]), p, set)
 	if err != nil {
 		return s.reject('Q', err)
@@ -591,6 +595,45 @@ func (s *session) openInDist(set shardSet, write bool) (*scatter, error) {
 	return sc, nil
 }
 
+// distSavepoint runs a savepoint statement on every shard of the
+// client's transaction over several shards, as a simple query (simple:
+// the client sent one; else an Execute, which gets no ReadyForQuery). A
+// ROLLBACK TO that succeeds everywhere ends the aborted state, as on one
+// server.
+func (s *session) distSavepoint(op savepointOp, query []byte, simple bool) error {
+	kind := byte('E')
+	if simple {
+		kind = 'Q'
+	}
+	s.mu.Lock()
+	d := s.dtx
+	s.mu.Unlock()
+	if d.failed && op.kind != pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK_TO {
+		return s.reject(kind, errAborted)
+	}
+	sc := &scatter{s: s, dist: d}
+	for _, c := range d.conns {
+		c.ready = false
+		sc.conns = append(sc.conns, c)
+	}
+	s.mu.Lock()
+	s.scattered = sc
+	s.mu.Unlock()
+	err := sc.send(func(be *pool.Conn) { wire.WriteFrame(be.Writer(), 'Q', query) })
+	if err == nil {
+		err = sc.results(nil, simple)
+	}
+	if err == nil && sc.firstErr == nil {
+		s.mu.Lock()
+		s.applySavepointLocked(op)
+		if op.kind == pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK_TO {
+			d.failed = false
+		}
+		s.mu.Unlock()
+	}
+	return sc.finish(err, simple)
+}
+
 // runHow is how a statement that needs several shards, or another shard
 // than the client's transaction holds, runs.
 type runHow uint8
@@ -645,9 +688,9 @@ func (s *session) multiShard(a *router.Analysis, sql string, p *router.Plan, set
 }
 
 // distUnsupported names what a statement does that a transaction over
-// several shards cannot: session settings and savepoints would have to
-// stay alike on every shard, and a client's own PREPARE TRANSACTION
-// would bypass the proxy's commit.
+// several shards cannot: session settings would have to stay alike on
+// every shard, and a client's own PREPARE TRANSACTION would bypass the
+// proxy's commit.
 func distUnsupported(a *router.Analysis, sql string) string {
 	for _, st := range a.Statements {
 		if st.Command == router.CmdSet {
@@ -655,15 +698,7 @@ func distUnsupported(a *router.Analysis, sql string) string {
 		}
 	}
 	w := strings.Fields(strings.ToLower(strings.TrimLeft(sql, " \t\r\n(")))
-	switch {
-	case len(w) == 0:
-	case strings.HasPrefix(w[0], "savepoint"):
-		return "SAVEPOINT"
-	case strings.HasPrefix(w[0], "release"):
-		return "RELEASE SAVEPOINT"
-	case w[0] == "rollback" && len(w) > 1 && strings.HasPrefix(w[1], "to"):
-		return "ROLLBACK TO SAVEPOINT"
-	case w[0] == "prepare" && len(w) > 1 && strings.HasPrefix(w[1], "transaction"):
+	if len(w) > 1 && w[0] == "prepare" && strings.HasPrefix(w[1], "transaction") {
 		return "PREPARE TRANSACTION"
 	}
 	return ""

@@ -28,6 +28,9 @@ type scatterPortal struct {
 	how  runHow
 	// parts, for an INSERT split by shard, is what each shard runs.
 	parts map[int]*portalPart
+	// savepoint, when set, is a savepoint statement of a transaction over
+	// several shards: it runs on every shard of the transaction.
+	savepoint *savepointOp
 	// end, when set, is the COMMIT or ROLLBACK of the client's
 	// transaction over several shards, which the proxy runs itself.
 	end *router.Statement
@@ -47,6 +50,15 @@ func (s *session) bindTxEnd(portal []byte, st router.Statement) error {
 
 // bindScatter handles a Bind whose statement runs on several shards.
 func (s *session) bindScatter(portal []byte, cs *stmt, p *router.Plan, set shardSet, n need, ps *params, rest []byte) error {
+	if op, ok := savepointOf(cs.query); ok && s.inDist() {
+		s.mu.Lock()
+		if s.scatterPortals == nil {
+			s.scatterPortals = map[string]*scatterPortal{}
+		}
+		s.scatterPortals[string(portal)] = &scatterPortal{savepoint: &op, query: cs.query}
+		s.mu.Unlock()
+		return s.reply([]byte{'2', 0, 0, 0, 4})
+	}
 	how, err := s.multiShard(&cs.analysis, cs.query, p, set)
 	if err != nil {
 		return s.reject('B', err)
@@ -116,7 +128,7 @@ func (sp *scatterPortal) writeFor(be *pool.Conn, query string, oids []uint32, bi
 // describeScatter answers Describe of a scatter portal from one shard:
 // every shard has the same tables.
 func (s *session) describeScatter(sp *scatterPortal) error {
-	if sp.end != nil {
+	if sp.end != nil || sp.savepoint != nil {
 		return s.reply([]byte{'n', 0, 0, 0, 4})
 	}
 	var m *mergeRun
@@ -168,6 +180,9 @@ func (s *session) executeScatter(sp *scatterPortal, maxRows uint32) error {
 			s.mu.Unlock()
 		}
 		return s.reply(msg)
+	}
+	if sp.savepoint != nil {
+		return s.distSavepoint(*sp.savepoint, append([]byte(sp.query), 0), false)
 	}
 	if maxRows > 0 {
 		return s.reject('E', &Error{Code: "0A000",

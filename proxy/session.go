@@ -98,6 +98,9 @@ type session struct {
 	// dtx is the client's transaction over several shards, if it is in
 	// one (guarded by mu); link is nil meanwhile.
 	dtx *distTx
+	// savepoints are the open savepoints of the client's transaction, in
+	// order (guarded by mu).
+	savepoints []string
 }
 
 func (s *Server) serveConn(c net.Conn) {

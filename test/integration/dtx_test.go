@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -625,4 +626,73 @@ func mustKey(t *testing.T, s string) shardmap.Key {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// TestDistributedSavepoints: savepoints in a transaction over several
+// shards behave as on one server, including for a shard that joined
+// after the savepoint was made, in both protocols.
+func TestDistributedSavepoints(t *testing.T) {
+	c := shardedCluster(t, 2)
+	spec := testMapSpec([]string{"s0", "s1"})
+	p := startProxy(t, proxy.TransactionMode, withShards(t, c, spec),
+		withTwoPhase(&proxy.TwoPhase{Log: newTableDecisions(t, c.Shards[0].Primary), Node: "savepoints"}))
+	ctx := ctxT(t)
+	conn := p.connect(t)
+	distSchema(t, conn)
+	m, _ := shardmap.Build(spec, []string{"s0", "s1"}, 1, nil)
+	a, b := twoKeysOnTwoShards(t, m.Distribution("users"))
+	simple := pgx.QueryExecModeSimpleProtocol
+	names := func() []string {
+		rows, _ := conn.Query(ctx, "select name from users order by name", simple)
+		got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	exec := func(tx pgx.Tx, sql string, extended bool, args ...any) error {
+		if extended {
+			// pgx sends a statement without arguments in the simple
+			// protocol; pgconn's ExecParams is the extended one.
+			_, err := tx.Conn().PgConn().ExecParams(ctx, sql, nil, nil, nil, nil).Close()
+			return err
+		}
+		_, err := tx.Exec(ctx, sql, args...)
+		return err
+	}
+	for _, extended := range []bool{false, true} {
+		t.Run(fmt.Sprintf("extended=%v", extended), func(t *testing.T) {
+			conn.Exec(ctx, "delete from users", simple)
+			tx, err := conn.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			must := func(err error) {
+				t.Helper()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			must(exec(tx, "insert into users (id, name) values ($1, 'a')", false, a))
+			must(exec(tx, "savepoint sp", extended))
+			// Shard b joins after the savepoint: rolling back to it must
+			// undo b's insert too.
+			must(exec(tx, "insert into users (id, name) values ($1, 'b')", false, b))
+			must(exec(tx, "rollback to savepoint sp", extended))
+			// An error on one shard aborts the transaction until a
+			// rollback to a savepoint.
+			must(exec(tx, "insert into users (id, name) values ($1, 'b2')", false, b))
+			must(exec(tx, "savepoint sp2", extended))
+			err = exec(tx, "insert into users (id, name) values ($1, 'dup')", false, b)
+			expectCode(t, err, "23505", "")
+			expectCode(t, exec(tx, "select 1", false), "25P02", "")
+			must(exec(tx, "rollback to savepoint sp2", extended))
+			must(exec(tx, "release savepoint sp", extended))
+			must(exec(tx, "insert into users (id, name) values ($1, 'c')", false, a+1000003))
+			must(tx.Commit(ctx))
+			if got := names(); !slices.Equal(got, []string{"a", "b2", "c"}) {
+				t.Fatalf("after the transaction: %v, want [a b2 c]", got)
+			}
+		})
+	}
 }
