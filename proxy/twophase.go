@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -349,7 +350,13 @@ func (s *Server) resolveLoop() {
 		wait := every
 		switch {
 		case err != nil:
-			s.log.Warn("in-doubt transactions not resolved yet", "err", err, "retry_in", min(retry, every).String())
+			// At start the hosts' roles are not known for a moment: only
+			// a failure that lasts is worth a warning.
+			level := slog.LevelDebug
+			if retry >= 2*time.Second {
+				level = slog.LevelWarn
+			}
+			s.log.Log(context.Background(), level, "in-doubt transactions not resolved yet", "err", err, "retry_in", min(retry, every).String())
 			wait = min(retry, every)
 			retry *= 2
 		case c+r > 0:
