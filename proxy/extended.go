@@ -105,6 +105,18 @@ func (s *session) admit(a *router.Analysis) error {
 			}
 			s.mu.Lock()
 			if !s.pinned {
+				// A pinned client keeps one server for the rest of its
+				// session, so it had better be the primary: an idle link
+				// a read left on a replica goes back first (else the
+				// statement that pins, CREATE TEMP TABLE, would run on the
+				// replica and fail there).
+				if l := s.link; l != nil && !l.rw && s.srv.opts.Topology != nil && !l.openTx && l.txStatus == 'I' && !l.unsynced && l.writers == 0 && l.pumping {
+					// Its pump ends, and lets it go, once the server has
+					// answered what it was sent.
+					s.mu.Unlock()
+					s.pumpRuns.Wait()
+					s.mu.Lock()
+				}
 				s.pinned = true
 				s.log.Info("client pinned to its server connection for the rest of its session", "because", st.Command.String())
 			}

@@ -205,9 +205,10 @@ func (s *session) pickHost(n need, exclude *pool.Host) (target, error) {
 		write, forced = false, true
 	}
 	minLSN, wroteAt, primaryUntil := s.causal.at(shard), s.wroteAt, s.primaryUntil
+	pinned := s.pinned
 	s.mu.Unlock()
 
-	if write || s.mode == SessionMode || rt.ReplicaReads == ReplicaReadsOff {
+	if write || s.mode == SessionMode || pinned || rt.ReplicaReads == ReplicaReadsOff {
 		return s.primaryTarget(shard)
 	}
 	req := pool.ReadRequest{IncludePrimary: rt.ReplicaReads == ReplicaReadsIncludePrimary, Exclude: exclude}
