@@ -131,8 +131,9 @@ func (a *Analysis) Plain() bool { return len(a.Statements) == 0 }
 
 // Options configure a Router.
 type Options struct {
-	// CacheSize bounds the parse cache and, separately, the plan cache
-	// (entries each); default 10000. A negative size turns both off.
+	// CacheSize bounds the parse cache, the plan cache and the cache of
+	// plans by shape (entries each); default 10000. A negative size turns
+	// them off.
 	CacheSize int
 	// WriteFunctions are extra function names (lower case, unqualified)
 	// whose calls make a statement a write.
@@ -147,6 +148,8 @@ type Router struct {
 	fns   *funcSet
 	cache *cache[Analysis] // nil when off
 	plans *planCache       // Plan's cache; nil when off
+	// shapes caches plans by shape (shape_plan.go); nil when off.
+	shapes *cache[shapeEntry]
 }
 
 // New returns a Router configured by o.
@@ -162,6 +165,7 @@ func New(o Options) *Router {
 	if size > 0 {
 		r.cache = newCache[Analysis](size)
 		r.plans = newPlanCache(size)
+		r.shapes = newCache[shapeEntry](size)
 	}
 	return r
 }

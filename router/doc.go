@@ -115,4 +115,25 @@
 // the Schema version they were made for: a hit costs a hash, a map
 // lookup and a lock, and allocates nothing; a plan for an older version
 // is made again.
+//
+// # Shapes
+//
+// Clients that send constants in the text (the simple protocol) rarely
+// send one text twice, so their statements would all be parsed. A single
+// SELECT, INSERT, UPDATE, DELETE or WITH is therefore also read by a
+// lexer that replaces its numbers and strings with parameters, $1 for
+// the first value, the same $n for equal values: its shape. The shape is
+// planned once (its keys are then parameters) and cached by its text and
+// Schema version like plans; a text of the same shape gets that plan with
+// the parameters replaced by its own values, as the literal Values the
+// parser would have given. This costs a pass over the text and one or
+// two allocations. The lexer replaces a literal only where a parameter
+// makes the same tree with a parameter in the literal's place (not in
+// ORDER BY 1, ANY('{1,2}'), and a sign is part of a number where the
+// parser folds it); texts it is unsure of are parsed (shape_rules.go
+// lists the rules). Shapes whose plan needs more from the text than key
+// values (merges, multi-row INSERT, refusals) are remembered as such and
+// their texts parsed. The first time a shape is seen, the text is parsed
+// too, and the shape's plan is kept only if, filled, it equals the text's
+// plan, field for field.
 package router

@@ -10,33 +10,44 @@ import (
 // different places. Text the parser rejects goes to the default shard,
 // which reports the error.
 //
-// The result is shared (cached by text and s.Version()) and read-only. It
-// keeps no reference to sql, which may be a view of a reused buffer. A
-// cache hit allocates nothing. A nil s knows no table: everything is
-// unsharded.
+// The result may be shared (cached by text and s.Version()) and is
+// read-only. It keeps no reference to sql, which may be a view of a
+// reused buffer. A cache hit allocates nothing. A SELECT, INSERT, UPDATE,
+// DELETE or WITH whose text differs from one planned before only in its
+// constants is planned from that one's plan, without the parser (see
+// shape.go): its plan is the same as if it had been parsed, and costs a
+// pass over the text and an allocation or two. A nil s knows no table:
+// everything is unsharded.
 func (r *Router) Plan(sql string, s Schema) *Plan {
 	if s == nil {
 		s = noTables{}
 	}
 	v := s.Version()
-	if r.plans != nil {
-		if p := r.plans.get(sql, v); p != nil {
-			return p
-		}
+	if r.plans == nil {
+		return r.makePlan(sql, s)
+	}
+	if p := r.plans.get(sql, v); p != nil {
+		return p
+	}
+	if p, ok := r.planShape(sql, s, v); ok {
+		return p
 	}
 	p := r.makePlan(sql, s)
-	if r.plans != nil {
-		r.plans.put(sql, v, p)
-	}
+	r.plans.put(sql, v, p)
 	return p
 }
 
 func (r *Router) makePlan(sql string, s Schema) *Plan {
+	res, err := pg_query.Parse(sql)
+	return r.planParsed(sql, res, err, s)
+}
+
+// planParsed plans sql from its parse (res, or the parser's error).
+func (r *Router) planParsed(sql string, res *pg_query.ParseResult, err error, s Schema) *Plan {
 	var (
 		p    *Plan
 		dist string
 	)
-	res, err := pg_query.Parse(sql)
 	if err != nil {
 		p = &Plan{Spread: SpreadDefault}
 	} else {

@@ -103,6 +103,31 @@ func TestPlanSeeds(t *testing.T) {
 // test schema (random bytes rarely parse), checking the plan invariants.
 func TestGeneratedPlans(t *testing.T) {
 	t.Parallel()
+	r := New(Options{CacheSize: 128})
+	parsed := 0
+	for _, sql := range generatedPlanTexts(3000) {
+		if _, err := pg_query.Parse(sql); err == nil {
+			parsed++
+		}
+		p := r.Plan(sql, testSchema)
+		checkPlan(t, sql, p)
+		if q := New(Options{CacheSize: -1}).Plan(sql, testSchema); !reflect.DeepEqual(p, q) {
+			t.Fatalf("%q: planned twice: %+v then %+v", sql, p, q)
+		}
+		if p.Rewritten != "" {
+			if _, err := pg_query.Parse(p.Rewritten); err != nil {
+				t.Fatalf("%q: rewritten %q does not parse: %v", sql, p.Rewritten, err)
+			}
+		}
+	}
+	if parsed < 1000 {
+		t.Fatalf("only %d generated statements parse", parsed)
+	}
+}
+
+// generatedPlanTexts combines n statements from fragments over the test
+// schema, always the same ones.
+func generatedPlanTexts(n int) []string {
 	heads := []string{"SELECT ", "SELECT ", "SELECT ", "SELECT DISTINCT ", "WITH w AS (SELECT * FROM orders) SELECT ",
 		"WITH w AS (UPDATE orders SET x = 1 RETURNING user_id) SELECT ", "EXPLAIN SELECT ",
 		"COPY (SELECT ", "DECLARE c CURSOR FOR SELECT ", "PREPARE p AS SELECT "}
@@ -123,9 +148,8 @@ func TestGeneratedPlans(t *testing.T) {
 		" ORDER BY 1", " ORDER BY created DESC LIMIT 5 OFFSET $3", " LIMIT 10", " FOR UPDATE",
 		" UNION SELECT 1", " ORDER BY n NULLS FIRST", ") TO STDOUT", " /* shardgate: key=7 */"}
 	rng := rand.New(rand.NewPCG(3, 4))
-	r := New(Options{CacheSize: 128})
-	parsed := 0
-	for i := 0; i < 3000; i++ {
+	out := make([]string, 0, n)
+	for range n {
 		var b strings.Builder
 		b.WriteString(heads[rng.IntN(len(heads))])
 		for k := rng.IntN(3) + 1; k > 0; k-- {
@@ -137,24 +161,9 @@ func TestGeneratedPlans(t *testing.T) {
 		b.WriteString(froms[rng.IntN(len(froms))])
 		b.WriteString(wheres[rng.IntN(len(wheres))])
 		b.WriteString(tails[rng.IntN(len(tails))])
-		sql := b.String()
-		if _, err := pg_query.Parse(sql); err == nil {
-			parsed++
-		}
-		p := r.Plan(sql, testSchema)
-		checkPlan(t, sql, p)
-		if q := New(Options{CacheSize: -1}).Plan(sql, testSchema); !reflect.DeepEqual(p, q) {
-			t.Fatalf("%q: planned twice: %+v then %+v", sql, p, q)
-		}
-		if p.Rewritten != "" {
-			if _, err := pg_query.Parse(p.Rewritten); err != nil {
-				t.Fatalf("%q: rewritten %q does not parse: %v", sql, p.Rewritten, err)
-			}
-		}
+		out = append(out, b.String())
 	}
-	if parsed < 1000 {
-		t.Fatalf("only %d generated statements parse", parsed)
-	}
+	return out
 }
 
 // paramsOf returns the parameter numbers sql uses.
