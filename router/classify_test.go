@@ -15,6 +15,9 @@ func TestWrite(t *testing.T) {
 		{"SELECT abalance FROM pgbench_accounts WHERE aid = $1", false},
 		{"select 'for update' from t", false},
 		{"select * from t -- for update", false},
+		// A -- comment ends at a bare CR too, as in PostgreSQL's scanner.
+		{"select 1 --x\r; delete from t", true},
+		{"select 1 --x\r\n; delete from t", true},
 		{"select * from t /* for update /* nested into */ */", false},
 		{"select $$ for update $$, $x$ nextval('s') $x$", false},
 		{"SELECT * FROM t WHERE note = E'it\\'s for update'", false},

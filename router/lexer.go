@@ -90,7 +90,9 @@ func (sc *scanner) next() (span, bool) {
 			i++
 			continue
 		case c == '-' && i+1 < len(sql) && sql[i+1] == '-':
-			for i < len(sql) && sql[i] != '\n' {
+			// PostgreSQL ends a -- comment at CR as well as LF: what
+			// follows a bare CR is SQL, not comment.
+			for i < len(sql) && sql[i] != '\n' && sql[i] != '\r' {
 				i++
 			}
 			sc.comment(sql[tok:i])
@@ -403,7 +405,7 @@ func continuation(s string, i int) (int, bool) {
 		case c == ' ' || c == '\t' || c == '\f' || c == '\v':
 			i++
 		case c == '-' && i+1 < len(s) && s[i+1] == '-' && newline:
-			for i < len(s) && s[i] != '\n' {
+			for i < len(s) && s[i] != '\n' && s[i] != '\r' {
 				i++
 			}
 		case c == '\'' && newline:

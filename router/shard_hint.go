@@ -22,7 +22,7 @@ func findShardHints(sql string) shardHints {
 		switch {
 		case c == '-' && i+1 < len(sql) && sql[i+1] == '-':
 			j := i
-			for j < len(sql) && sql[j] != '\n' {
+			for j < len(sql) && sql[j] != '\n' && sql[j] != '\r' {
 				j++
 			}
 			h.comment(sql[i:j])
