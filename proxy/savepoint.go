@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"slices"
+	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v5"
 )
@@ -22,13 +23,10 @@ func savepointOf(sql string) (savepointOp, bool) {
 	if i >= len(sql) {
 		return savepointOp{}, false
 	}
-	switch sql[i] | 0x20 {
-	case 's', 'r':
-	default:
-		return savepointOp{}, false
-	}
-	w := firstWord([]byte(sql[i:]))
-	if w != "savepoint" && w != "release" && w != "rollback" {
+	// Every query passes here (SELECT starts with an s too): no
+	// allocation before a keyword matches.
+	rest := sql[i:]
+	if !startsWithWord(rest, "savepoint") && !startsWithWord(rest, "release") && !startsWithWord(rest, "rollback") {
 		return savepointOp{}, false
 	}
 	tree, err := pg_query.Parse(sql)
@@ -45,6 +43,19 @@ func savepointOf(sql string) (savepointOp, bool) {
 		return savepointOp{kind: ts.Kind, name: ts.SavepointName}, true
 	}
 	return savepointOp{}, false
+}
+
+// startsWithWord reports whether s starts with word, in any case, as a
+// whole word.
+func startsWithWord(s, word string) bool {
+	if len(s) < len(word) || !strings.EqualFold(s[:len(word)], word) {
+		return false
+	}
+	if len(s) == len(word) {
+		return true
+	}
+	c := s[len(word)] | 0x20
+	return !(c >= 'a' && c <= 'z' || s[len(word)] >= '0' && s[len(word)] <= '9' || s[len(word)] == '_')
 }
 
 // applySavepointLocked keeps the client's savepoints in step with what it

@@ -521,10 +521,11 @@ func (sc *scatter) finish(err error, simple bool) error {
 // scatterQuery runs a simple query on the shards of set, or on one shard
 // inside a transaction over several shards.
 func (s *session) scatterQuery(a *router.Analysis, p *router.Plan, set shardSet, n need, body []byte) error {
-	if op, ok := savepointOf(string(body[:len(body)-1])); ok && s.inDist() {
+	text := string(body[:len(body)-1])
+	if op, ok := savepointOf(text); ok && s.inDist() {
 		return s.distSavepoint(op, body, true)
 	}
-	how, err := s.multiShard(a, string(body[:len(body)-1]), p, set)
+	how, err := s.multiShard(a, text, p, set)
 	if err != nil {
 		return s.reject('Q', err)
 	}
@@ -552,7 +553,7 @@ func (s *session) scatterQuery(a *router.Analysis, p *router.Plan, set shardSet,
 	}
 	switch {
 	case p.Copy != nil && p.Copy.From:
-		err = s.copyFrom(sc, p, string(body[:len(body)-1]))
+		err = s.copyFrom(sc, p, text)
 		return sc.finish(err, true)
 	case p.Insert != nil && len(set) > 1:
 		err = s.sendInsertSplit(sc, p, nil)
