@@ -21,8 +21,12 @@ type Config struct {
 	Catalog CatalogConfig `mapstructure:"catalog" yaml:"catalog"`
 	Routing RoutingConfig `mapstructure:"routing" yaml:"routing"`
 	Monitor MonitorConfig `mapstructure:"monitor" yaml:"monitor"`
-	Log     LogConfig     `mapstructure:"log" yaml:"log"`
-	Runtime RuntimeConfig `mapstructure:"runtime" yaml:"runtime"`
+	// Admin is the admin console; Metrics, the HTTP monitoring endpoint.
+	Admin    AdminConfig    `mapstructure:"admin" yaml:"admin"`
+	Metrics  MetricsConfig  `mapstructure:"metrics" yaml:"metrics"`
+	Shutdown ShutdownConfig `mapstructure:"shutdown" yaml:"shutdown"`
+	Log      LogConfig      `mapstructure:"log" yaml:"log"`
+	Runtime  RuntimeConfig  `mapstructure:"runtime" yaml:"runtime"`
 }
 
 // RuntimeConfig tunes the Go runtime shardgate runs on.
@@ -181,6 +185,12 @@ const (
 type LogConfig struct {
 	Level  LogLevel  `mapstructure:"level" yaml:"level"`
 	Format LogFormat `mapstructure:"format" yaml:"format"`
+	// SlowQuery logs the statements that take longer; 0 logs none.
+	SlowQuery time.Duration `mapstructure:"slow_query" yaml:"slow_query"`
+	// Parameters lets the slow query log and error logs show bind
+	// parameters and the literals in query text. Off, they show only the
+	// statement's shape, since values may be personal data or secrets.
+	Parameters bool `mapstructure:"parameters" yaml:"parameters"`
 }
 
 // LogLevel is the least severe level logged.
@@ -267,7 +277,9 @@ func Default() *Config {
 			MaxReplicaLagBytes: 64 * Megabyte,
 			Database:           "postgres",
 		},
-		Log: LogConfig{Level: LogInfo, Format: LogFormatAuto},
+		Admin:    AdminConfig{Database: "shardgate"},
+		Shutdown: ShutdownConfig{DrainTimeout: 30 * time.Second},
+		Log:      LogConfig{Level: LogInfo, Format: LogFormatAuto},
 	}
 }
 
@@ -288,6 +300,8 @@ func (c *Config) User(name string) *User {
 func (c *Config) Redacted() *Config {
 	r := *c
 	r.Routing.WriteFunctions = slices.Clone(c.Routing.WriteFunctions)
+	r.Admin.Users = slices.Clone(c.Admin.Users)
+	r.Admin.StatsUsers = slices.Clone(c.Admin.StatsUsers)
 	r.Monitor.Password = redact(c.Monitor.Password)
 	r.Catalog.DSN = redactDSN(c.Catalog.DSN)
 	if c.Users != nil {

@@ -66,8 +66,13 @@ var settings = []setting{
 	{"monitor.user", "role of the monitor's connections (empty: the first user's server_user)", func(c *Config) any { return c.Monitor.User }},
 	{"monitor.password", "password of monitor.user", func(c *Config) any { return c.Monitor.Password }},
 	{"monitor.database", "database the monitor connects to", func(c *Config) any { return c.Monitor.Database }},
+	{"admin.database", "database name clients connect to for the admin console", func(c *Config) any { return c.Admin.Database }},
+	{"metrics.listen", "host:port serving /metrics, /healthz and /readyz over HTTP (empty: off)", func(c *Config) any { return c.Metrics.Listen }},
+	{"shutdown.drain_timeout", "on SIGTERM or SHUTDOWN, max wait for running transactions (0: none)", func(c *Config) any { return c.Shutdown.DrainTimeout }},
 	{"log.level", "log level: debug, info, warn or error", func(c *Config) any { return c.Log.Level }},
 	{"log.format", "log format: auto, text or json", func(c *Config) any { return c.Log.Format }},
+	{"log.slow_query", "log statements slower than this (0: off)", func(c *Config) any { return c.Log.SlowQuery }},
+	{"log.parameters", "show bind parameters and query literals in the slow query and error logs", func(c *Config) any { return c.Log.Parameters }},
 	{"runtime.max_procs", "max OS threads running Go code at once (0: all CPUs)", func(c *Config) any { return c.Runtime.MaxProcs }},
 }
 

@@ -79,8 +79,12 @@ func (c *Config) Validate() error {
 	c.validateCatalog(&v)
 	c.validateRouting(&v)
 	c.validateMonitor(&v)
+	c.validateAdmin(&v)
+	c.validateMetrics(&v)
+	v.nonNegative("shutdown.drain_timeout", c.Shutdown.DrainTimeout, "30s", "no wait")
 	oneOf(&v, "log.level", c.Log.Level, LogDebug, LogInfo, LogWarn, LogError)
 	oneOf(&v, "log.format", c.Log.Format, LogFormatAuto, LogFormatText, LogFormatJSON)
+	v.nonNegative("log.slow_query", c.Log.SlowQuery, "1s", "off")
 	v.atLeast("runtime.max_procs", c.Runtime.MaxProcs, 0)
 	if len(v.errs) == 0 {
 		return nil
@@ -129,9 +133,11 @@ func (v *validator) positive(key string, d time.Duration, example string) {
 	}
 }
 
-func (v *validator) nonNegative(key string, d time.Duration, example string) {
+// nonNegative checks a duration >= 0; zero says what 0 means, such as
+// "never".
+func (v *validator) nonNegative(key string, d time.Duration, example, zero string) {
 	if d < 0 {
-		v.add(key, "expected a duration >= 0 such as %s (0 means never), got %q", example, d)
+		v.add(key, "expected a duration >= 0 such as %s (0 means %s), got %q", example, zero, d)
 	}
 }
 
@@ -183,8 +189,8 @@ func (c *Config) validatePool(v *validator) {
 		v.add("pool.min_idle", "expected an integer from 0 to pool.size (%d), got %d", max(p.Size, 0), p.MinIdle)
 	}
 	v.positive("pool.checkout_timeout", p.CheckoutTimeout, "5s")
-	v.nonNegative("pool.idle_timeout", p.IdleTimeout, "10m")
-	v.nonNegative("pool.max_lifetime", p.MaxLifetime, "1h")
+	v.nonNegative("pool.idle_timeout", p.IdleTimeout, "10m", "never")
+	v.nonNegative("pool.max_lifetime", p.MaxLifetime, "1h", "never")
 	v.atLeast("pool.prepared_cache_size", p.PreparedCacheSize, 1)
 	v.atLeast("pool.max_client_conn", p.MaxClientConn, 1)
 }
