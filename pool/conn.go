@@ -16,6 +16,12 @@ type Conn struct {
 	born  time.Time
 	idled time.Time
 
+	// checkedOut is when the current checkout began; busyAt is the
+	// connection's index in its pool's busy list. Both are guarded by the
+	// pool's mutex.
+	checkedOut time.Time
+	busyAt     int
+
 	// PID and SecretKey are the server's BackendKeyData, for cancelling a
 	// query running on this connection.
 	PID       uint32

@@ -50,8 +50,8 @@ func ConnConfig(addr, user, password, database string, tlsConf *tls.Config, fall
 	return cfg, nil
 }
 
-func (p *Pool) dialPgconn(ctx context.Context, k Key) (net.Conn, *Hello, error) {
-	cfg, err := ConnConfig(k.Addr, k.User, p.opts.Password, k.Database, p.opts.TLS, p.opts.TLSFallback)
+func dialPgconn(ctx context.Context, k Key, o *Options) (net.Conn, *Hello, error) {
+	cfg, err := ConnConfig(k.Addr, k.User, o.Password, k.Database, o.TLS, o.TLSFallback)
 	if err != nil {
 		return nil, nil, err
 	}

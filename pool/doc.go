@@ -21,4 +21,11 @@
 // that is up, not lagging and, for read-your-writes, has replayed the
 // client's causal LSN, waiting briefly for one if asked, else falls back
 // to the primary and says why. Both are lock-free atomic loads.
+//
+// Both follow a configuration reload without a restart: Pool.SetOptions
+// and Set.Reconfigure resize pools, closing surplus connections only when
+// they are idle; Topology.SetHosts and Topology.SetOptions add and remove
+// hosts and change the monitoring and read settings, swapping immutable
+// values so that reads stay lock-free. Only the number of shards is fixed.
+// Topology.AdminBan lets an operator drain a replica.
 package pool

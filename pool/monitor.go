@@ -35,10 +35,13 @@ type pollResult struct {
 	timeline uint32
 }
 
-// monitor polls h until the topology closes. It keeps one connection,
-// reconnecting after failures as the ban backoff allows.
+// monitor polls h until h.ctx ends: the topology closes or SetHosts
+// removes h. It keeps one connection, reconnecting after failures as the
+// ban backoff allows, and closes it before closing h.done. Errors are
+// recorded on h (a ban), never returned.
 func (t *Topology) monitor(h *Host) {
 	defer t.wg.Done()
+	defer close(h.done)
 	var conn *pgconn.PgConn
 	defer func() { closeConn(conn) }()
 	timer := time.NewTimer(0)
@@ -46,7 +49,7 @@ func (t *Topology) monitor(h *Host) {
 	var last time.Time
 	for {
 		select {
-		case <-t.ctx.Done():
+		case <-h.ctx.Done():
 			return
 		case <-timer.C:
 		case <-h.wake:
@@ -77,7 +80,7 @@ func (t *Topology) nextPoll(h *Host) time.Duration {
 	if h.sh.waiters.Load() > 0 && h.Role() == RoleReplica {
 		return fastInterval
 	}
-	return t.o.Interval
+	return t.opts().Interval
 }
 
 // retryIn returns how long h's ban still forbids an attempt, or 0.
@@ -102,25 +105,26 @@ func (t *Topology) check(h *Host, conn *pgconn.PgConn) *pgconn.PgConn {
 		closeConn(conn)
 		conn = nil
 	}
+	o := t.opts()
 	if conn == nil {
-		ctx, cancel := context.WithTimeout(t.ctx, t.o.Timeout)
-		c, err := t.o.Connect(ctx, h.addr)
+		ctx, cancel := context.WithTimeout(h.ctx, o.Timeout)
+		c, err := o.Connect(ctx, h.addr)
 		cancel()
 		if err == nil && c == nil {
 			err = errors.New("Connect returned no connection")
 		}
 		if err != nil {
-			if t.ctx.Err() == nil {
+			if h.ctx.Err() == nil {
 				t.failed(h, err)
 			}
 			return nil
 		}
 		conn = c
 	}
-	res, err := t.poll(conn)
+	res, err := poll(h.ctx, conn, o.Timeout)
 	if err != nil {
 		closeConn(conn)
-		if t.ctx.Err() == nil {
+		if h.ctx.Err() == nil {
 			t.failed(h, err)
 		}
 		return nil
@@ -129,8 +133,8 @@ func (t *Topology) check(h *Host, conn *pgconn.PgConn) *pgconn.PgConn {
 	return conn
 }
 
-func (t *Topology) poll(conn *pgconn.PgConn) (pollResult, error) {
-	ctx, cancel := context.WithTimeout(t.ctx, t.o.Timeout)
+func poll(ctx context.Context, conn *pgconn.PgConn, timeout time.Duration) (pollResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	rr := conn.ExecParams(ctx, pollSQL, nil, nil, nil, nil)
 	var res pollResult
@@ -197,6 +201,7 @@ func (t *Topology) answered(h *Host, gen uint64, res pollResult) {
 	wasBanned := old&healthMask == healthBanned
 	downFor := now.Sub(h.bannedAt)
 	h.failures, h.lastErr, h.bannedAt, h.bannedUntil = 0, "", time.Time{}, time.Time{}
+	h.polled = now
 	h.lsn.Store(uint64(res.lsn))
 	if role == RolePrimary {
 		h.timeline.Store(res.timeline)
@@ -204,7 +209,7 @@ func (t *Topology) answered(h *Host, gen uint64, res pollResult) {
 		h.lagNanos.Store(0)
 	}
 	h.update(func(old uint32) uint32 {
-		st := uint32(role) | healthUp
+		st := uint32(role) | healthUp | old&adminBit // only AdminUnban lifts that
 		if role == RoleReplica {
 			st |= old & lagBit // until the shard recomputes it
 		}
@@ -232,7 +237,7 @@ func (t *Topology) failed(h *Host, err error) {
 	wasBanned := h.st.Load()&healthMask == healthBanned
 	retry := t.banLocked(h, err, time.Now())
 	h.mu.Unlock()
-	msg := briefError(err, t.o.Timeout)
+	msg := briefError(err, t.opts().Timeout)
 	if !wasBanned {
 		h.log.Warn("shardgate: host down; it takes no traffic until it answers again", "err", msg, "retry_in", retry)
 	} else {
@@ -245,17 +250,18 @@ func (t *Topology) failed(h *Host, err error) {
 // banLocked marks h banned with the next backoff and returns the backoff.
 // h.mu is held.
 func (t *Topology) banLocked(h *Host, err error, now time.Time) time.Duration {
+	o := t.opts()
 	h.failures++
-	backoff := t.o.BanMin
-	for i := 1; i < h.failures && backoff < t.o.BanMax; i++ {
+	backoff := o.BanMin
+	for i := 1; i < h.failures && backoff < o.BanMax; i++ {
 		backoff *= 2
 	}
-	backoff = min(backoff, t.o.BanMax)
+	backoff = min(backoff, o.BanMax)
 	if h.st.Load()&healthMask != healthBanned {
 		h.bannedAt = now
 	}
 	h.bannedUntil = now.Add(backoff)
-	h.lastErr = briefError(err, t.o.Timeout)
+	h.lastErr = briefError(err, o.Timeout)
 	h.setHealth(healthBanned)
 	return backoff
 }
@@ -296,6 +302,7 @@ func (sh *shard) polled(t *Topology, h *Host, now time.Time) {
 	var lagChanged, lagging bool
 	var lagBytes int64
 	var lag time.Duration
+	o := t.opts()
 	sh.mu.Lock()
 	sh.resolveLocked(t)
 	p := sh.primary.Load()
@@ -306,7 +313,7 @@ func (sh *shard) polled(t *Topology, h *Host, now time.Time) {
 		if p != nil {
 			lagBytes, lag = sh.history.lag(now, LSN(h.lsn.Load()))
 		}
-		lagging = (t.o.MaxLagBytes > 0 && lagBytes > t.o.MaxLagBytes) || (t.o.MaxLag > 0 && lag > t.o.MaxLag)
+		lagging = (o.MaxLagBytes > 0 && lagBytes > o.MaxLagBytes) || (o.MaxLag > 0 && lag > o.MaxLag)
 		h.lagBytes.Store(lagBytes)
 		h.lagNanos.Store(int64(lag))
 		lagChanged = h.Lagging() != lagging
@@ -315,7 +322,7 @@ func (sh *shard) polled(t *Topology, h *Host, now time.Time) {
 	sh.mu.Unlock()
 	if lagChanged && lagging {
 		h.log.Warn("shardgate: replica lagging; it takes no reads until it catches up",
-			"lag", lag.Round(time.Millisecond), "lag_bytes", lagBytes, "max_lag", t.o.MaxLag, "max_lag_bytes", t.o.MaxLagBytes)
+			"lag", lag.Round(time.Millisecond), "lag_bytes", lagBytes, "max_lag", o.MaxLag, "max_lag_bytes", o.MaxLagBytes)
 	} else if lagChanged {
 		h.log.Info("shardgate: replica caught up; it takes reads again", "lag", lag.Round(time.Millisecond), "lag_bytes", lagBytes)
 	}
@@ -343,7 +350,7 @@ func (sh *shard) wakeWaiters() {
 
 // wakeReplicas makes the shard's replicas poll now, for a waiting read.
 func (sh *shard) wakeReplicas() {
-	for _, h := range sh.hosts {
+	for _, h := range sh.list() {
 		if h.Role() == RoleReplica {
 			h.poke()
 		}
@@ -356,9 +363,10 @@ func (sh *shard) wakeReplicas() {
 // on a tie the current choice stays. sh.mu is held.
 func (sh *shard) resolveLocked(t *Topology) {
 	cur := sh.primary.Load()
+	hosts := sh.list()
 	var best *Host
 	claims := 0
-	for _, h := range sh.hosts {
+	for _, h := range hosts {
 		if h.st.Load()&(roleMask|healthMask) != stPrimaryUp {
 			continue
 		}
@@ -371,7 +379,7 @@ func (sh *shard) resolveLocked(t *Topology) {
 	conflict := ""
 	if claims > 1 {
 		var b strings.Builder
-		for _, h := range sh.hosts {
+		for _, h := range hosts {
 			if h.st.Load()&(roleMask|healthMask) == stPrimaryUp {
 				if b.Len() > 0 {
 					b.WriteString(", ")
@@ -399,7 +407,7 @@ func (sh *shard) resolveLocked(t *Topology) {
 	sh.history.reset()
 	if best == nil {
 		// Only MinLSN and health decide reads until a primary is back.
-		for _, h := range sh.hosts {
+		for _, h := range hosts {
 			h.setLagging(false)
 			h.lagBytes.Store(0)
 			h.lagNanos.Store(0)
@@ -410,6 +418,16 @@ func (sh *shard) resolveLocked(t *Topology) {
 	}
 	t.log.Info("shardgate: shard primary", "shard", sh.name, "primary", best.addr, "was", hostAddr(cur),
 		"timeline", best.timeline.Load())
+	best.mu.Lock()
+	reason, banned := best.adminReason, best.st.Load()&adminBit != 0
+	if banned {
+		best.unbanLocked()
+	}
+	best.mu.Unlock()
+	if banned {
+		best.log.Warn("shardgate: operator ban lifted: the host became its shard's primary, and writes have nowhere else to go",
+			"reason", reason)
+	}
 }
 
 func hostAddr(h *Host) string {

@@ -117,6 +117,7 @@ const maxStackCandidates = 16
 // pick returns a qualifying candidate, or nil and the reason none
 // qualified.
 func (t *Topology) pick(sh *shard, r *ReadRequest) (*Host, Reason) {
+	o := t.opts()
 	var buf [maxStackCandidates]*Host
 	cands := buf[:0]
 	inZone := 0
@@ -125,7 +126,7 @@ func (t *Topology) pick(sh *shard, r *ReadRequest) (*Host, Reason) {
 	if r.IncludePrimary {
 		primary = sh.primary.Load()
 	}
-	for _, h := range sh.hosts {
+	for _, h := range sh.list() {
 		if h == r.Exclude {
 			continue
 		}
@@ -143,7 +144,7 @@ func (t *Topology) pick(sh *shard, r *ReadRequest) (*Host, Reason) {
 			continue
 		}
 		cands = append(cands, h)
-		if t.o.Zone != "" && h.zone == t.o.Zone {
+		if o.Zone != "" && h.Zone() == o.Zone {
 			inZone++
 		}
 	}
@@ -159,33 +160,33 @@ func (t *Topology) pick(sh *shard, r *ReadRequest) (*Host, Reason) {
 	if inZone > 0 && inZone < len(cands) {
 		n := 0
 		for _, h := range cands {
-			if h.zone == t.o.Zone {
+			if h.Zone() == o.Zone {
 				cands[n] = h
 				n++
 			}
 		}
 		cands = cands[:n]
 	}
-	return t.choose(sh, cands), ReasonReplica
+	return choose(o, sh, cands), ReasonReplica
 }
 
 // choose applies the policy to a non-empty candidate list.
-func (t *Topology) choose(sh *shard, cands []*Host) *Host {
+func choose(o *TopologyOptions, sh *shard, cands []*Host) *Host {
 	n := uint64(len(cands))
 	if n == 1 {
 		return cands[0]
 	}
 	switch {
-	case t.o.Policy == Random:
+	case o.Policy == Random:
 		return cands[rand.Uint64N(n)]
-	case t.o.Policy == LeastConnections && t.o.Load != nil:
+	case o.Policy == LeastConnections && o.Load != nil:
 		// Start at a rotating offset so that ties take turns.
 		start := sh.rr.Add(1)
 		var best *Host
 		bestLoad := math.MaxInt
 		for i := range n {
 			h := cands[(start+i)%n]
-			if l := t.o.Load(h.addr); l < bestLoad {
+			if l := o.Load(h.addr); l < bestLoad {
 				best, bestLoad = h, l
 			}
 		}
@@ -235,11 +236,12 @@ func (sh *shard) unavailable(headline string, exclude *Host) *Error {
 	b.WriteString(headline)
 	b.WriteString(": ")
 	unchecked := false
-	if len(sh.hosts) == 0 {
+	hosts := sh.list()
+	if len(hosts) == 0 {
 		b.WriteString("no hosts configured")
 	}
 	now := time.Now()
-	for i, h := range sh.hosts {
+	for i, h := range hosts {
 		if i > 0 {
 			b.WriteString(", ")
 		}
@@ -255,6 +257,10 @@ func (sh *shard) unavailable(headline string, exclude *Host) *Error {
 		case st&healthMask == healthBanned:
 			h.mu.Lock()
 			fmt.Fprintf(&b, "down for %s (%s)", now.Sub(h.bannedAt).Round(time.Millisecond), h.lastErr)
+			h.mu.Unlock()
+		case st&adminBit != 0:
+			h.mu.Lock()
+			fmt.Fprintf(&b, "banned by an operator (%s)", h.adminReason)
 			h.mu.Unlock()
 		case Role(st&roleMask) == RolePrimary:
 			b.WriteString("primary")

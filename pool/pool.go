@@ -2,7 +2,6 @@ package pool
 
 import (
 	"bufio"
-	"container/list"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -69,24 +68,41 @@ type Hello struct {
 	Params    map[string]string
 }
 
-// Stats are a pool's counters at one moment.
+// Stats are a pool's counters at one moment, for SHOW POOLS and metrics.
 type Stats struct {
+	// Open counts connections open or being opened; Idle, Active and
+	// Login split it into those in the pool, those checked out and those
+	// still connecting. Waiting counts the Gets queued for one.
 	Open, Idle, Waiting int
+	Active, Login       int
 	Checkouts           int64
 	Timeouts            int64
 	ConnectErrors       int64
-	MaxWait             time.Duration
+	// Waits counts the Gets that had to queue; WaitTotal is the time they
+	// spent queued, so WaitTotal/Checkouts is the average wait of all
+	// checkouts, those served at once counting as zero.
+	Waits     int64
+	WaitTotal time.Duration
+	// MaxWait is how long the oldest current waiter has waited, 0 when
+	// none waits: pgbouncer's maxwait, which shows a pool too small now
+	// rather than once. MaxWaitEver is the longest wait the pool has
+	// seen.
+	MaxWait     time.Duration
+	MaxWaitEver time.Duration
 }
 
 // Pool is a bounded set of connections to one server as one role.
 type Pool struct {
-	key  Key
-	opts Options
+	key Key
+	// opts is replaced whole by SetOptions, under mu, so a reader outside
+	// mu (a dial) sees one consistent set of options.
+	opts atomic.Pointer[Options]
 
 	mu      sync.Mutex
-	idle    []*Conn    // most recently used last: reuse it first, warm caches
-	open    int        // connections open or being opened
-	waiters *list.List // of chan *Conn; a nil *Conn grants a slot to dial
+	idle    []*Conn // most recently used last: reuse it first, warm caches
+	busy    []*Conn // checked out; each Conn knows its index (busyAt)
+	open    int     // len(idle) + len(busy) + connections being opened
+	waiters waitQueue
 	closed  bool
 	stats   Stats
 
@@ -98,16 +114,19 @@ type Pool struct {
 	done chan struct{}
 }
 
+// closedPool is handed to waiters by Close instead of a connection, so
+// that they fail at once rather than at their checkout timeout.
+var closedPool = new(Conn)
+
 // New returns a pool and starts its reaper, which runs until Close.
 func New(k Key, o Options) *Pool {
 	return newPool(k, o, nil)
 }
 
 func newPool(k Key, o Options, inUse *atomic.Int64) *Pool {
-	if o.Size < 1 {
-		o.Size = 1
-	}
-	p := &Pool{key: k, opts: o, inUse: inUse, waiters: list.New(), stop: make(chan struct{}), done: make(chan struct{})}
+	o.Size = max(o.Size, 1)
+	p := &Pool{key: k, inUse: inUse, stop: make(chan struct{}), done: make(chan struct{})}
+	p.opts.Store(&o)
 	go p.reap()
 	return p
 }
@@ -116,14 +135,19 @@ func newPool(k Key, o Options, inUse *atomic.Int64) *Pool {
 func (p *Pool) Key() Key { return p.key }
 
 // Size returns the most connections the pool opens.
-func (p *Pool) Size() int { return p.opts.Size }
+func (p *Pool) Size() int { return p.opts.Load().Size }
 
 // Stats returns the pool's counters.
 func (p *Pool) Stats() Stats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := p.stats
-	s.Open, s.Idle, s.Waiting = p.open, len(p.idle), p.waiters.Len()
+	s.Open, s.Idle, s.Waiting = p.open, len(p.idle), p.waiters.n
+	s.Active = len(p.busy)
+	s.Login = p.open - len(p.idle) - len(p.busy)
+	if w := p.waiters.head; w != nil {
+		s.MaxWait = time.Since(w.since)
+	}
 	return s
 }
 
@@ -144,103 +168,110 @@ func (p *Pool) get(ctx context.Context) (*Conn, error) {
 		p.mu.Unlock()
 		return nil, ErrClosed
 	}
+	o := p.opts.Load()
 	p.stats.Checkouts++
 	for len(p.idle) > 0 {
 		c := p.idle[len(p.idle)-1]
 		p.idle = p.idle[:len(p.idle)-1]
-		if c.expired(start, &p.opts) {
+		if c.expired(start, o) {
 			p.open--
 			go c.net.Close()
 			continue
 		}
+		p.checkOutLocked(c, start)
 		p.mu.Unlock()
 		return c, nil
 	}
-	if p.open < p.opts.Size {
+	if p.open < o.Size {
 		p.open++
 		p.mu.Unlock()
 		return p.dial(ctx)
 	}
-	ch := make(chan *Conn, 1)
-	el := p.waiters.PushBack(ch)
+	w := &waiter{ch: make(chan *Conn, 1), since: start}
+	p.waiters.push(w)
+	p.stats.Waits++
 	p.mu.Unlock()
 
 	var timeout <-chan time.Time
-	if p.opts.CheckoutTimeout > 0 {
-		t := time.NewTimer(p.opts.CheckoutTimeout)
+	if o.CheckoutTimeout > 0 {
+		t := time.NewTimer(o.CheckoutTimeout)
 		defer t.Stop()
 		timeout = t.C
 	}
+	var c *Conn
 	select {
-	case c := <-ch:
-		p.noteWait(time.Since(start))
-		if c == nil {
-			return p.dial(ctx)
-		}
-		return c, nil
+	case c = <-w.ch: // the wait was counted by whoever served it
 	case <-timeout:
-		if c, ok := p.abandon(el, ch); ok {
-			return c, nil
+		if c = p.abandon(w, true); c == nil {
+			return nil, checkoutTimeout(p.key, o.Size, time.Since(start))
 		}
-		p.mu.Lock()
-		p.stats.Timeouts++
-		p.mu.Unlock()
-		return nil, checkoutTimeout(p.key, p.opts.Size, time.Since(start))
 	case <-ctx.Done():
-		if c, ok := p.abandon(el, ch); ok {
+		if c = p.abandon(w, false); c != nil && c != closedPool {
 			p.put(c)
 		}
 		return nil, ctx.Err()
 	}
+	switch c {
+	case nil:
+		return p.dial(ctx) // granted a slot
+	case closedPool:
+		return nil, ErrClosed
+	}
+	return c, nil
 }
 
-// abandon removes a waiter. If a connection or a slot was handed to it in
-// the meantime, it is returned (a slot is given back).
-func (p *Pool) abandon(el *list.Element, ch chan *Conn) (*Conn, bool) {
+// abandon removes a waiter that stops waiting. If a connection was handed
+// to it first, it is returned; a slot handed to it is given back.
+func (p *Pool) abandon(w *waiter, timedOut bool) *Conn {
 	p.mu.Lock()
-	p.waiters.Remove(el)
-	p.mu.Unlock()
-	select {
-	case c := <-ch:
-		if c == nil {
-			p.release()
-			return nil, false
-		}
-		return c, true
-	default:
-		return nil, false
+	defer p.mu.Unlock()
+	var c *Conn
+	if w.queued {
+		p.waiters.remove(w)
+		p.noteWaitLocked(time.Since(w.since))
+	} else if c = <-w.ch; c == nil {
+		// Handed over under mu before w left the queue, so never blocks.
+		p.open--
+		p.grantSlotLocked()
 	}
+	if c == nil && timedOut {
+		p.stats.Timeouts++
+	}
+	return c
 }
 
-func (p *Pool) noteWait(d time.Duration) {
-	p.mu.Lock()
-	if d > p.stats.MaxWait {
-		p.stats.MaxWait = d
-	}
-	p.mu.Unlock()
+// noteWaitLocked records the end of a wait. p.mu is held.
+func (p *Pool) noteWaitLocked(d time.Duration) {
+	p.stats.WaitTotal += d
+	p.stats.MaxWaitEver = max(p.stats.MaxWaitEver, d)
 }
 
 // dial opens a connection for a slot already counted in p.open.
 func (p *Pool) dial(ctx context.Context) (*Conn, error) {
-	if p.opts.ConnectTimeout > 0 {
+	o := p.opts.Load()
+	if o.ConnectTimeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, p.opts.ConnectTimeout)
+		ctx, cancel = context.WithTimeout(ctx, o.ConnectTimeout)
 		defer cancel()
 	}
-	dial := p.opts.Dial
-	if dial == nil {
-		dial = p.dialPgconn
+	var nc net.Conn
+	var hello *Hello
+	var err error
+	if o.Dial != nil {
+		nc, hello, err = o.Dial(ctx, p.key)
+	} else {
+		nc, hello, err = dialPgconn(ctx, p.key, o)
 	}
-	nc, hello, err := dial(ctx, p.key)
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if err != nil {
-		p.mu.Lock()
 		p.stats.ConnectErrors++
-		p.mu.Unlock()
-		p.release()
+		p.open--
+		p.grantSlotLocked()
 		return nil, connectFailed(p.key, err)
 	}
 	now := time.Now()
-	return &Conn{
+	c := &Conn{
 		net:       nc,
 		r:         bufio.NewReaderSize(nc, 32<<10),
 		w:         bufio.NewWriterSize(nc, 32<<10),
@@ -249,11 +280,16 @@ func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 		PID:       hello.PID,
 		SecretKey: hello.SecretKey,
 		Params:    hello.Params,
-	}, nil
+	}
+	p.checkOutLocked(c, now)
+	return c, nil
 }
 
 // Put returns a healthy connection that is idle on the server (not in a
-// transaction, nothing pending). It goes to the longest waiter, if any.
+// transaction, nothing pending). It goes to the longest waiter, if any,
+// unless the pool is closed, the connection too old, or the pool holds
+// more connections than its size since SetOptions shrank it: then it is
+// closed.
 func (p *Pool) Put(c *Conn) {
 	if p.inUse != nil {
 		p.inUse.Add(-1)
@@ -264,19 +300,21 @@ func (p *Pool) Put(c *Conn) {
 func (p *Pool) put(c *Conn) {
 	now := time.Now()
 	p.mu.Lock()
-	if p.closed || c.expired(now, &p.opts) {
-		p.open--
-		p.grantSlotLocked()
+	o := p.opts.Load()
+	if p.closed || p.open > o.Size || c.expired(now, o) {
+		p.dropLocked(c)
 		p.mu.Unlock()
 		c.net.Close()
 		return
 	}
-	if el := p.waiters.Front(); el != nil {
-		p.waiters.Remove(el)
+	if w := p.waiters.pop(); w != nil {
+		c.checkedOut = now
+		p.noteWaitLocked(now.Sub(w.since))
+		w.ch <- c
 		p.mu.Unlock()
-		el.Value.(chan *Conn) <- c
 		return
 	}
+	p.checkInLocked(c)
 	c.idled = now
 	p.idle = append(p.idle, c)
 	p.mu.Unlock()
@@ -289,30 +327,40 @@ func (p *Pool) Discard(c *Conn) {
 		p.inUse.Add(-1)
 	}
 	c.net.Close()
-	p.release()
-}
-
-// release frees one slot and lets the longest waiter dial in it.
-func (p *Pool) release() {
 	p.mu.Lock()
-	p.open--
-	p.grantSlotLocked()
+	p.dropLocked(c)
 	p.mu.Unlock()
 }
 
+// dropLocked forgets a checked-out connection the caller closes, and lets
+// the longest waiter dial in its slot. p.mu is held.
+func (p *Pool) dropLocked(c *Conn) {
+	p.checkInLocked(c)
+	p.open--
+	p.grantSlotLocked()
+}
+
+// grantSlotLocked lets the longest waiters dial while the pool has room:
+// one after a connection closed, several after SetOptions grew the pool.
+// p.mu is held.
 func (p *Pool) grantSlotLocked() {
 	if p.closed {
 		return
 	}
-	if el := p.waiters.Front(); el != nil && p.open < p.opts.Size {
-		p.waiters.Remove(el)
+	size := p.opts.Load().Size
+	for p.open < size {
+		w := p.waiters.pop()
+		if w == nil {
+			return
+		}
 		p.open++
-		el.Value.(chan *Conn) <- nil
+		p.noteWaitLocked(time.Since(w.since))
+		w.ch <- nil
 	}
 }
 
-// Close closes idle connections and makes Get fail. Connections checked
-// out are closed when they are returned.
+// Close closes idle connections and makes Get fail, waiters included.
+// Connections checked out are closed when they are returned.
 func (p *Pool) Close() {
 	p.mu.Lock()
 	if p.closed {
@@ -323,6 +371,10 @@ func (p *Pool) Close() {
 	idle := p.idle
 	p.idle = nil
 	p.open -= len(idle)
+	for w := p.waiters.pop(); w != nil; w = p.waiters.pop() {
+		p.noteWaitLocked(time.Since(w.since))
+		w.ch <- closedPool
+	}
 	p.mu.Unlock()
 	close(p.stop)
 	<-p.done
@@ -347,9 +399,10 @@ func (p *Pool) reap() {
 		now := time.Now()
 		var dead []*Conn
 		p.mu.Lock()
+		o := p.opts.Load()
 		kept := p.idle[:0]
 		for _, c := range p.idle {
-			if c.expired(now, &p.opts) {
+			if c.expired(now, o) {
 				dead = append(dead, c)
 				p.open--
 			} else {
@@ -358,7 +411,7 @@ func (p *Pool) reap() {
 		}
 		clear(p.idle[len(kept):])
 		p.idle = kept
-		want := min(p.opts.MinIdle-len(p.idle), p.opts.Size-p.open)
+		want := min(o.MinIdle-len(p.idle), o.Size-p.open)
 		if want > 0 {
 			p.open += want
 		}

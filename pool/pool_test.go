@@ -105,6 +105,59 @@ func TestPool(t *testing.T) {
 		}
 	})
 
+	t.Run("conns lists server processes", func(t *testing.T) {
+		p := pool.New(key, pool.Options{Size: 3, Password: "app"})
+		defer p.Close()
+		a, err := p.Get(ctx)
+		must(t, err)
+		b, err := p.Get(ctx)
+		must(t, err)
+		p.Put(b)
+		checkout := time.Now()
+		time.Sleep(10 * time.Millisecond)
+		again, err := p.Get(ctx) // b: the most recently used goes first
+		must(t, err)
+		if again != b {
+			t.Fatal("b not reused")
+		}
+		p.Put(a)
+		conns := p.Conns()
+		if len(conns) != 2 {
+			t.Fatalf("conns %+v", conns)
+		}
+		active, idle := conns[0], conns[1]
+		if active.State != "active" || active.PID != b.PID || idle.State != "idle" || idle.PID != a.PID ||
+			active.Addr != key.Addr || active.LastUsed.Before(checkout.Add(10*time.Millisecond)) ||
+			!active.Born.Before(checkout) || idle.LastUsed.Before(active.LastUsed) {
+			t.Fatalf("conns %+v; a is pid %d, b pid %d, b checked out after %v", conns, a.PID, b.PID, checkout)
+		}
+		// The PIDs are the server's: pg_stat_activity knows them as app's.
+		for _, ci := range conns {
+			got, err := c.Shards[0].Primary.QueryString(ctx, "SELECT usename FROM pg_stat_activity WHERE pid = $1", int(ci.PID))
+			if err != nil || got != "app" {
+				t.Fatalf("pid %d on the server: %q, %v", ci.PID, got, err)
+			}
+		}
+		p.Put(b)
+	})
+
+	t.Run("set options keeps the password", func(t *testing.T) {
+		p := pool.New(key, pool.Options{Size: 1, Password: "app"})
+		defer p.Close()
+		p.SetOptions(pool.Options{Size: 2, CheckoutTimeout: time.Second})
+		a, err := p.Get(ctx)
+		must(t, err)
+		b, err := p.Get(ctx) // a second connection: the new size, the old password
+		must(t, err)
+		p.Put(a)
+		p.Put(b)
+		q := pool.New(key, pool.Options{Size: 1})
+		defer q.Close()
+		if _, err := q.Get(ctx); err == nil {
+			t.Fatal("the server accepts app without a password: the test proves nothing")
+		}
+	})
+
 	t.Run("connect failure names the pool", func(t *testing.T) {
 		p := pool.New(pool.Key{Addr: key.Addr, User: "app", Database: "no_such_db"}, pool.Options{Size: 1, Password: "app"})
 		defer p.Close()

@@ -8,11 +8,16 @@ import (
 // Set holds the pools of a proxy, created on first use.
 type Set struct {
 	// Options returns the options of a new pool; the password comes from
-	// Get because it belongs to the role, not to the pool settings.
+	// Get because it belongs to the role, not to the pool settings. Set it
+	// before the first Get; change it later only with Reconfigure, which
+	// also applies it to the pools that exist.
 	Options func(k Key) Options
 
 	mu    sync.Mutex
 	pools map[Key]*Pool
+	// reconfig serialises Reconfigure calls, so that the options of the
+	// last call are those every pool ends with.
+	reconfig sync.Mutex
 	// inUse maps an address to the number of connections checked out of
 	// all its pools. It is a sync.Map because InUse sits on the read
 	// routing path (least-connections) and must not contend on mu.
@@ -62,6 +67,43 @@ func (s *Set) All() []*Pool {
 // Close closes every pool.
 func (s *Set) Close() {
 	for _, p := range s.All() {
+		p.Close()
+	}
+}
+
+// Reconfigure makes opts the Options of new pools and applies it to every
+// existing pool with SetOptions, for a configuration reload: pools keep
+// their connections and passwords, and resize as SetOptions describes.
+func (s *Set) Reconfigure(opts func(k Key) Options) {
+	s.reconfig.Lock()
+	defer s.reconfig.Unlock()
+	s.mu.Lock()
+	s.Options = opts
+	s.mu.Unlock()
+	// A pool created from here on already has the new options; setting
+	// them again does nothing.
+	for _, p := range s.All() {
+		p.SetOptions(opts(p.key))
+	}
+}
+
+// Remove closes and forgets every pool to addr, for a server taken out of
+// the configuration. Gets on those pools fail with ErrClosed, waiters
+// included; connections checked out are closed when returned. A later Get
+// for addr starts a new pool. InUse(addr) keeps counting the old pools'
+// connections until they are returned, so it stays right if addr comes
+// back.
+func (s *Set) Remove(addr string) {
+	var gone []*Pool
+	s.mu.Lock()
+	for k, p := range s.pools {
+		if k.Addr == addr {
+			gone = append(gone, p)
+			delete(s.pools, k)
+		}
+	}
+	s.mu.Unlock()
+	for _, p := range gone {
 		p.Close()
 	}
 }

@@ -144,6 +144,7 @@ const (
 	roleMask   = 0b11
 	healthMask = 0b11 << 2
 	lagBit     = 1 << 4
+	adminBit   = 1 << 5 // banned by an operator (AdminBan): no reads
 
 	healthUnknown = 0 << 2 // not checked yet
 	healthUp      = 1 << 2 // answered its last poll
@@ -156,11 +157,20 @@ const (
 
 // Host is one server of a topology. Its accessors are cheap atomic loads.
 type Host struct {
-	addr, zone string
-	sh         *shard
-	log        *slog.Logger
+	addr string
+	zone atomic.Pointer[string] // SetHosts may change it
+	sh   *shard
+	log  *slog.Logger
 
-	st       atomic.Uint32 // role | health | lagBit
+	// ctx ends the host's monitor, when the topology closes or SetHosts
+	// removes the host; done is closed when the monitor has ended and
+	// closed its connection (nil if no monitor was started). done is
+	// guarded by Topology.mu.
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	st       atomic.Uint32 // role | health | lagBit | adminBit
 	lsn      atomic.Uint64 // primary: current WAL LSN; replica: replay LSN
 	timeline atomic.Uint32 // primaries only: the timeline they write on
 	lagBytes atomic.Int64
@@ -185,13 +195,16 @@ type Host struct {
 	lastErr     string
 	banGen      uint64 // bumped by Ban, so a poll already under way cannot lift it
 	reconnect   bool   // Ban asks the monitor for a fresh connection
+	polled      time.Time
+	adminReason string    // with adminBit: the operator's reason
+	adminAt     time.Time // with adminBit: when the operator banned it
 }
 
 // Addr returns the host's "host:port".
 func (h *Host) Addr() string { return h.addr }
 
 // Zone returns the host's configured zone.
-func (h *Host) Zone() string { return h.zone }
+func (h *Host) Zone() string { return *h.zone.Load() }
 
 // Shard returns the index of the host's shard.
 func (h *Host) Shard() int { return h.sh.index }
@@ -200,8 +213,9 @@ func (h *Host) Shard() int { return h.sh.index }
 // down keeps its last known role.
 func (h *Host) Role() Role { return Role(h.st.Load() & roleMask) }
 
-// Up reports whether the host answered its last poll and is not banned.
-func (h *Host) Up() bool { return h.st.Load()&healthMask == healthUp }
+// Up reports whether the host answered its last poll and is not banned,
+// by a failure or by an operator.
+func (h *Host) Up() bool { return h.st.Load()&(healthMask|adminBit) == healthUp }
 
 // Lagging reports whether the host is a replica too far behind to read.
 func (h *Host) Lagging() bool { return h.st.Load()&lagBit != 0 }
@@ -225,10 +239,11 @@ func (h *Host) update(f func(old uint32) uint32) {
 }
 
 // setHealth replaces the health bits; leaving "up" clears the lag flag
-// because lag is only meaningful for a replica that answers.
+// because lag is only meaningful for a replica that answers. An operator
+// ban is independent of health and stays.
 func (h *Host) setHealth(health uint32) {
 	h.update(func(old uint32) uint32 {
-		st := old&roleMask | health
+		st := old&(roleMask|adminBit) | health
 		if health == healthUp {
 			st |= old & lagBit
 		}
@@ -251,7 +266,9 @@ func (h *Host) setLagging(lagging bool) {
 type shard struct {
 	index int
 	name  string
-	hosts []*Host
+	// hosts is replaced whole by SetHosts, under mu, and read without a
+	// lock by every read: see list.
+	hosts atomic.Pointer[[]*Host]
 
 	primary atomic.Pointer[Host]
 	waiters atomic.Int32 // reads waiting for a replica to replay
@@ -267,18 +284,25 @@ type shard struct {
 	conflict string // the primary conflict last logged, to log each once
 }
 
+// list returns the shard's hosts in configuration order. The slice is
+// never modified: SetHosts stores a new one.
+func (sh *shard) list() []*Host { return *sh.hosts.Load() }
+
 // Topology tracks the role, health and lag of every host of every shard
 // and chooses hosts for writes (Primary) and reads (Read).
 type Topology struct {
-	o      TopologyOptions
+	// cfg holds the options, replaced whole by SetOptions so that a read
+	// or a poll sees one consistent set with one atomic load.
+	cfg    atomic.Pointer[TopologyOptions]
 	log    *slog.Logger
-	shards []*shard
-	hosts  []*Host
+	shards []*shard // fixed: only each shard's hosts change
 
-	ctx             context.Context
-	cancel          context.CancelFunc
-	wg              sync.WaitGroup
-	mu              sync.Mutex // guards started and closed
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	// mu guards started, closed and Host.done, and serialises SetHosts, so
+	// that a host added while the topology starts is monitored once.
+	mu              sync.Mutex
 	started, closed bool
 
 	pending atomic.Int32 // hosts without a completed first check
@@ -291,6 +315,40 @@ func NewTopology(o TopologyOptions) *Topology {
 	if o.Connect == nil {
 		panic("pool: TopologyOptions.Connect is nil")
 	}
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	t := &Topology{log: log, ready: make(chan struct{})}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
+	t.cfg.Store(normalize(o))
+	n := 0
+	for i, spec := range o.Shards {
+		sh := &shard{index: i, name: spec.Name}
+		if sh.name == "" {
+			sh.name = strconv.Itoa(i)
+		}
+		ch := make(chan struct{})
+		sh.notify.Store(&ch)
+		var hosts []*Host
+		for _, hs := range spec.Hosts {
+			hosts = append(hosts, t.newHost(sh, hs))
+		}
+		sh.hosts.Store(&hosts)
+		n += len(hosts)
+		t.shards = append(t.shards, sh)
+	}
+	t.pending.Store(int32(n))
+	if n == 0 {
+		close(t.ready)
+	}
+	return t
+}
+
+// normalize returns a copy of o with defaults for its zero values.
+// Shards are left out: after NewTopology, each shard's hosts are the truth.
+func normalize(o TopologyOptions) *TopologyOptions {
+	o.Shards = nil
 	if o.Interval <= 0 {
 		o.Interval = DefaultMonitorInterval
 	}
@@ -304,32 +362,29 @@ func NewTopology(o TopologyOptions) *Topology {
 		o.BanMax = DefaultBanMax
 	}
 	o.BanMax = max(o.BanMax, o.BanMin)
-	log := o.Logger
-	if log == nil {
-		log = slog.Default()
+	return &o
+}
+
+// opts returns the current options.
+func (t *Topology) opts() *TopologyOptions { return t.cfg.Load() }
+
+// newHost returns a host of sh, not monitored yet.
+func (t *Topology) newHost(sh *shard, hs HostSpec) *Host {
+	h := &Host{addr: hs.Addr, sh: sh, wake: make(chan struct{}, 1)}
+	zone := hs.Zone
+	h.zone.Store(&zone)
+	h.log = t.log.With("shard", sh.name, "addr", hs.Addr)
+	h.ctx, h.cancel = context.WithCancel(t.ctx)
+	return h
+}
+
+// allHosts returns every host, shard by shard.
+func (t *Topology) allHosts() []*Host {
+	var out []*Host
+	for _, sh := range t.shards {
+		out = append(out, sh.list()...)
 	}
-	t := &Topology{o: o, log: log, ready: make(chan struct{})}
-	t.ctx, t.cancel = context.WithCancel(context.Background())
-	for i, spec := range o.Shards {
-		sh := &shard{index: i, name: spec.Name}
-		if sh.name == "" {
-			sh.name = strconv.Itoa(i)
-		}
-		ch := make(chan struct{})
-		sh.notify.Store(&ch)
-		for _, hs := range spec.Hosts {
-			h := &Host{addr: hs.Addr, zone: hs.Zone, sh: sh, wake: make(chan struct{}, 1)}
-			h.log = log.With("shard", sh.name, "addr", hs.Addr)
-			sh.hosts = append(sh.hosts, h)
-			t.hosts = append(t.hosts, h)
-		}
-		t.shards = append(t.shards, sh)
-	}
-	t.pending.Store(int32(len(t.hosts)))
-	if len(t.hosts) == 0 {
-		close(t.ready)
-	}
-	return t
+	return out
 }
 
 // Start starts one monitor goroutine per host. Calling it again, or after
@@ -341,10 +396,17 @@ func (t *Topology) Start() {
 		return
 	}
 	t.started = true
-	for _, h := range t.hosts {
-		t.wg.Add(1)
-		go t.monitor(h)
+	for _, h := range t.allHosts() {
+		t.startMonitorLocked(h)
 	}
+}
+
+// startMonitorLocked starts h's monitor goroutine, which runs until h.ctx
+// ends (Close, or SetHosts removing h). t.mu is held.
+func (t *Topology) startMonitorLocked(h *Host) {
+	h.done = make(chan struct{})
+	t.wg.Add(1)
+	go t.monitor(h)
 }
 
 // Close stops the monitors and closes their connections. Hosts keep their
@@ -358,7 +420,9 @@ func (t *Topology) Close() {
 }
 
 // Ready waits until every host has been checked once, answering or not,
-// so that the first queries after start-up find roles known. When ctx ends
+// so that the first queries after start-up find roles known. Hosts that
+// SetHosts removes are not waited for, nor hosts it adds after Ready has
+// returned. When ctx ends
 // first, the error names the hosts still unchecked.
 func (t *Topology) Ready(ctx context.Context) error {
 	select {
@@ -367,7 +431,7 @@ func (t *Topology) Ready(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	var slow []string
-	for _, h := range t.hosts {
+	for _, h := range t.allHosts() {
 		h.mu.Lock()
 		if !h.checked {
 			slow = append(slow, h.addr)
@@ -389,7 +453,7 @@ func (t *Topology) Hosts(shard int) []*Host {
 	if shard < 0 || shard >= len(t.shards) {
 		return nil
 	}
-	return append([]*Host(nil), t.shards[shard].hosts...)
+	return append([]*Host(nil), t.shards[shard].list()...)
 }
 
 // Ban takes h out of traffic after a failure the proxy saw (connection
@@ -409,7 +473,7 @@ func (t *Topology) Ban(h *Host, err error) {
 	retry := t.banLocked(h, err, time.Now())
 	h.mu.Unlock()
 	h.log.Warn("shardgate: host banned after a failure seen by the proxy; it takes no traffic until it answers again",
-		"err", briefError(err, t.o.Timeout), "retry_in", retry)
+		"err", briefError(err, t.opts().Timeout), "retry_in", retry)
 	h.sh.changed(t)
 	h.poke()
 }
@@ -420,7 +484,7 @@ func (t *Topology) Ban(h *Host, err error) {
 // since its promotion). Calls in quick succession cost one poll per host;
 // a banned host is still only retried when its backoff ends.
 func (t *Topology) Recheck(h *Host) {
-	for _, o := range h.sh.hosts {
+	for _, o := range h.sh.list() {
 		o.poke()
 	}
 }
@@ -430,88 +494,4 @@ func (h *Host) poke() {
 	case h.wake <- struct{}{}:
 	default:
 	}
-}
-
-// HostStatus is one host's state, for SHOW shardgate.hosts and metrics.
-type HostStatus struct {
-	// Shard is the shard's name, ShardIndex its index.
-	Shard      string
-	ShardIndex int
-	Addr, Zone string
-	// Role is "primary", "replica" or "unknown"; a host that is down
-	// shows its last known role.
-	Role string
-	// State is "up", "banned" (failed and not answered since, or banned
-	// by the proxy), "lagging" (an up replica too far behind to read) or
-	// "unknown" (not checked yet).
-	State string
-	// Primary reports whether the host is the shard's current primary
-	// (after resolving conflicts between hosts that claim to be one).
-	Primary bool
-	// LSN is a primary's current WAL LSN, a replica's replay LSN.
-	LSN LSN
-	// Timeline is the timeline a primary writes on (0 for replicas).
-	Timeline uint32
-	// LagBytes and Lag are a replica's distance behind the current
-	// primary, measured at its last poll; both are 0 while the shard has
-	// no primary.
-	LagBytes int64
-	Lag      time.Duration
-	// Reads counts the reads Read sent to the host, fallbacks included.
-	Reads uint64
-	// PrimaryReadsRYW, PrimaryReadsLag and PrimaryReadsNoReplica count the
-	// reads the host served as its shard's primary because no replica
-	// could take them (Reason). They are per host, so summing a shard's
-	// rows gives the shard's totals across failovers.
-	PrimaryReadsRYW, PrimaryReadsLag, PrimaryReadsNoReplica uint64
-	// LastError is the last failure while banned, else "".
-	LastError string
-	// BannedFor is how long the host has been banned; RetryIn is how long
-	// until the monitor tries it again.
-	BannedFor, RetryIn time.Duration
-}
-
-// Snapshot returns the state of every host, shard by shard, in
-// configuration order.
-func (t *Topology) Snapshot() []HostStatus {
-	now := time.Now()
-	out := make([]HostStatus, 0, len(t.hosts))
-	for _, sh := range t.shards {
-		primary := sh.primary.Load()
-		for _, h := range sh.hosts {
-			st := h.st.Load()
-			s := HostStatus{
-				Shard: sh.name, ShardIndex: sh.index, Addr: h.addr, Zone: h.zone,
-				Role:                  Role(st & roleMask).String(),
-				Primary:               h == primary,
-				LSN:                   LSN(h.lsn.Load()),
-				LagBytes:              h.lagBytes.Load(),
-				Lag:                   time.Duration(h.lagNanos.Load()),
-				Reads:                 h.reads.Load(),
-				PrimaryReadsRYW:       h.readsRYW.Load(),
-				PrimaryReadsLag:       h.readsLag.Load(),
-				PrimaryReadsNoReplica: h.readsNoReplica.Load(),
-			}
-			if Role(st&roleMask) == RolePrimary {
-				s.Timeline = h.timeline.Load()
-			}
-			switch {
-			case st&healthMask == healthBanned:
-				s.State = "banned"
-				h.mu.Lock()
-				s.LastError = h.lastErr
-				s.BannedFor = now.Sub(h.bannedAt)
-				s.RetryIn = max(h.bannedUntil.Sub(now), 0)
-				h.mu.Unlock()
-			case st&healthMask == healthUnknown:
-				s.State = "unknown"
-			case st&lagBit != 0:
-				s.State = "lagging"
-			default:
-				s.State = "up"
-			}
-			out = append(out, s)
-		}
-	}
-	return out
 }

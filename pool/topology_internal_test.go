@@ -80,7 +80,7 @@ func fakeTopology(o TopologyOptions, replicas ...LSN) (*Topology, []*Host) {
 	}
 	o.Connect = func(context.Context, string) (*pgconn.PgConn, error) { return nil, errors.New("fake") }
 	t := NewTopology(o)
-	hosts := t.shards[0].hosts
+	hosts := t.shards[0].list()
 	hosts[0].st.Store(stPrimaryUp)
 	hosts[0].lsn.Store(0x1000)
 	t.shards[0].primary.Store(hosts[0])

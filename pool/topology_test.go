@@ -38,6 +38,12 @@ func newTopology(t testing.TB, c *cluster.Cluster, o pool.TopologyOptions, zones
 		}
 		o.Shards = append(o.Shards, spec)
 	}
+	return startTopology(t, o)
+}
+
+// startTopology starts a topology for o's shards as newTopology does.
+func startTopology(t testing.TB, o pool.TopologyOptions) *pool.Topology {
+	t.Helper()
 	o.Connect = func(ctx context.Context, addr string) (*pgconn.PgConn, error) {
 		cfg, err := pool.ConnConfig(addr, "app", "app", "app", nil, false)
 		if err != nil {
