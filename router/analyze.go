@@ -150,6 +150,8 @@ type Router struct {
 	plans *planCache       // Plan's cache; nil when off
 	// shapes caches plans by shape (shape_plan.go); nil when off.
 	shapes *cache[shapeEntry]
+	// hits and misses count texts served without and with the parser.
+	hits, misses counter
 }
 
 // New returns a Router configured by o.
@@ -208,9 +210,11 @@ func (r *Router) Analyze(sql string) Analysis {
 	case parse:
 		if r.cache != nil {
 			if a, ok := r.cache.get(sql); ok {
+				r.hits.add(len(sql))
 				return a
 			}
 		}
+		r.misses.add(len(sql))
 	case n == 0:
 		return Analysis{Statements: shared(Statement{Command: CmdEmpty}), Hint: sc.hint}
 	case !special:

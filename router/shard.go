@@ -27,11 +27,14 @@ func (r *Router) Plan(sql string, s Schema) *Plan {
 		return r.makePlan(sql, s)
 	}
 	if p := r.plans.get(sql, v); p != nil {
+		r.hits.add(len(sql))
 		return p
 	}
 	if p, ok := r.planShape(sql, s, v); ok {
+		r.hits.add(len(sql))
 		return p
 	}
+	r.misses.add(len(sql))
 	p := r.makePlan(sql, s)
 	r.plans.put(sql, v, p)
 	return p

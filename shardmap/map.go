@@ -254,3 +254,36 @@ func (m *Map) Describe() string {
 	}
 	return b.String()
 }
+
+// Range is one range of a distribution as an operator reads it: bounds
+// printed as in Describe ("-inf" and "+inf" when open), and the shard.
+type Range struct {
+	Lo, Hi string
+	Shard  string
+}
+
+// Ranges returns the distribution's ranges in order, over the shards of m
+// (the map the distribution belongs to).
+func (m *Map) Ranges(d *Distribution) []Range {
+	out := make([]Range, 0, len(d.ranges))
+	for _, s := range d.ranges {
+		r := Range{Lo: "-inf", Hi: "+inf", Shard: m.shards[s.shard]}
+		if s.lo != nil {
+			r.Lo = s.lo.String()
+		}
+		if s.hi != nil {
+			r.Hi = s.hi.String()
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// ReferenceTables returns the reference tables' names, sorted.
+func (m *Map) ReferenceTables() []string {
+	names := make([]string, 0, len(m.reference))
+	for n := range m.reference {
+		names = append(names, n)
+	}
+	return sortedStrings(names)
+}
