@@ -142,13 +142,13 @@ func (s *Server) hostRows() ([]string, [][]string) {
 	cols := []string{"shard", "host", "zone", "role", "state", "lsn", "lag_bytes", "lag_ms",
 		"reads", "primary_reads_ryw", "primary_reads_lag", "primary_reads_no_replica", "banned_ms", "last_error"}
 	var rows [][]string
-	if s.opts.Topology == nil {
-		for _, sh := range s.opts.Shards {
+	if s.o().Topology == nil {
+		for _, sh := range s.o().Shards {
 			rows = append(rows, []string{sh.Name, sh.Primary, "", "primary", "unmonitored", "", "", "", "", "", "", "", "", ""})
 		}
 		return cols, rows
 	}
-	for _, h := range s.opts.Topology.Snapshot() {
+	for _, h := range s.o().Topology.Snapshot() {
 		rows = append(rows, []string{h.Shard, h.Addr, h.Zone, h.Role, h.State, h.LSN.String(),
 			strconv.FormatInt(h.LagBytes, 10), strconv.FormatInt(h.Lag.Milliseconds(), 10),
 			strconv.FormatUint(h.Reads, 10), strconv.FormatUint(h.PrimaryReadsRYW, 10),

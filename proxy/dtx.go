@@ -152,11 +152,11 @@ func (s *session) join(d *distTx, shard int) (*shardConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &shardConn{be: be, st: stateOf(be, s.srv.opts.PreparedCacheSize), shard: shard}
+	c := &shardConn{be: be, st: stateOf(be, s.srv.o().PreparedCacheSize), shard: shard}
 	s.mu.Lock()
 	replay := replaySQL(s.settings.values, c.st.settings)
 	s.mu.Unlock()
-	deadline := time.Now().Add(s.srv.opts.ResetTimeout)
+	deadline := time.Now().Add(s.srv.o().ResetTimeout)
 	if replay != "" {
 		if err := roundTrip(be, c.st, replay, deadline); err != nil {
 			be.Pool().Discard(be)
@@ -206,7 +206,7 @@ func (s *session) distScatter(d *distTx, set shardSet) (*scatter, error) {
 // a second shard when two-phase commit is off: it could not commit
 // atomically.
 func (s *session) checkWriters(d *distTx, set shardSet, write bool) error {
-	if !write || s.srv.opts.TwoPhase != nil {
+	if !write || s.srv.o().TwoPhase != nil {
 		return nil
 	}
 	on := d.writers()
@@ -332,7 +332,7 @@ func (s *session) releaseDist(d *distTx) {
 	d.conns = nil
 }
 
-func (s *session) deadline() time.Time { return time.Now().Add(s.srv.opts.ResetTimeout) }
+func (s *session) deadline() time.Time { return time.Now().Add(s.srv.o().ResetTimeout) }
 
 // shardErr names the shard in an error from one of its servers.
 func (s *session) shardErr(c *shardConn, err error) error {
@@ -348,8 +348,8 @@ func (s *session) shardErr(c *shardConn, err error) error {
 // notePosition learns a shard's WAL position after a commit there: the
 // client's later reads of that shard must find it replayed.
 func (s *session) notePosition(c *shardConn) {
-	rt := &s.srv.opts.Routing
-	if s.srv.opts.Topology == nil || rt.RYW == RYWOff {
+	rt := &s.srv.o().Routing
+	if s.srv.o().Topology == nil || rt.RYW == RYWOff {
 		return
 	}
 	s.mu.Lock()

@@ -24,8 +24,13 @@ func (s *session) query(body []byte) error {
 	text := bytes.TrimSuffix(body, []byte{0})
 	// The analysis keeps no reference to the text, so it may read the
 	// message buffer in place: no copy on the hot path.
-	a := s.srv.opts.Router.Analyze(unsafe.String(unsafe.SliceData(text), len(text)))
+	a := s.srv.o().Router.Analyze(unsafe.String(unsafe.SliceData(text), len(text)))
 	p := pending{kind: 'Q'}
+	if s.srv.o().SlowQuery > 0 {
+		s.mu.Lock()
+		s.slowSQL = string(text)
+		s.mu.Unlock()
+	}
 	if !a.Plain() {
 		if err := s.admit(&a); err != nil {
 			return s.reject('Q', err)
@@ -46,7 +51,7 @@ func (s *session) query(body []byte) error {
 	n := needOf(&a)
 	if sc := s.srv.shardMap(); sc != nil {
 		// The plan keeps no reference to the text either.
-		plan := s.srv.opts.Router.Plan(unsafe.String(unsafe.SliceData(text), len(text)), sc)
+		plan := s.srv.o().Router.Plan(unsafe.String(unsafe.SliceData(text), len(text)), sc)
 		set, err := s.resolve(sc, plan, nil, s.currentShard())
 		if err != nil {
 			return s.reject('Q', err)
@@ -110,7 +115,7 @@ func (s *session) admit(a *router.Analysis) error {
 				// a read left on a replica goes back first (else the
 				// statement that pins, CREATE TEMP TABLE, would run on the
 				// replica and fail there).
-				if l := s.link; l != nil && !l.rw && s.srv.opts.Topology != nil && !l.openTx && l.txStatus == 'I' && !l.unsynced && l.writers == 0 && l.pumping {
+				if l := s.link; l != nil && !l.rw && s.srv.o().Topology != nil && !l.openTx && l.txStatus == 'I' && !l.unsynced && l.writers == 0 && l.pumping {
 					// Its pump ends, and lets it go, once the server has
 					// answered what it was sent.
 					s.mu.Unlock()
@@ -219,7 +224,12 @@ func (s *session) parse(body []byte) error {
 	if err := msg.Decode(body); err != nil {
 		return protocolViolation("Parse", err)
 	}
-	cs := newStmt(s.srv.opts.Router, msg.Query, msg.ParameterOIDs)
+	if msg.Name == "" && s.srv.o().SlowQuery > 0 {
+		s.mu.Lock()
+		s.slowSQL = msg.Query
+		s.mu.Unlock()
+	}
+	cs := newStmt(s.srv.o().Router, msg.Query, msg.ParameterOIDs)
 	cs.epoch, _ = s.srv.known.epoch(cs.server)
 	if err := s.admitIfSpecial(&cs.analysis); err != nil {
 		return s.reject('P', err)
@@ -409,7 +419,7 @@ func (s *session) bind(body []byte) error {
 				return s.bindTxEnd(portal, st)
 			}
 		}
-		plan := s.srv.opts.Router.Plan(cs.query, sc)
+		plan := s.srv.o().Router.Plan(cs.query, sc)
 		ps, err := parseBindParams(params)
 		if err != nil {
 			return protocolViolation("Bind", err)

@@ -64,7 +64,7 @@ func (s *session) finish() {
 		stmts = append(stmts, "DISCARD ALL")
 	}
 	if len(stmts) > 0 || l.unsynced {
-		if err := resetServer(l, stmts, time.Now().Add(s.srv.opts.ResetTimeout)); err != nil {
+		if err := resetServer(l, stmts, time.Now().Add(s.srv.o().ResetTimeout)); err != nil {
 			s.log.Warn("server connection not reusable after client left; closing it", "server", l.be.Addr(), "err", err)
 			p.Discard(l.be)
 			return

@@ -75,6 +75,10 @@ type link struct {
 	// its commit is known: released earlier, the client could send a read
 	// that is routed without it.
 	heldZ byte
+	// ctr are the counters of the link's pool; acct its tally since the
+	// last flush into them.
+	ctr  *poolCounters
+	acct acct
 }
 
 // acquire returns the session's link, attaching a server connection if it
@@ -113,6 +117,9 @@ func (s *session) acquire(n need, entries ...pending) (*link, error) {
 			l.unsynced = true
 		}
 		l.q.push(e)
+	}
+	if len(entries) > 0 {
+		s.noteSendLocked(l)
 	}
 	l.writers++
 	if !l.pumping {
@@ -168,12 +175,21 @@ func (s *session) attach(n need) (*link, error) {
 	if aborted {
 		return nil, errAborted
 	}
+	if err := s.gate(s.shardOf(n)); err != nil {
+		return nil, err
+	}
 	be, t, err := s.route(s.lookahead(n))
 	if err != nil {
 		return nil, err
 	}
-	st := stateOf(be, s.srv.opts.PreparedCacheSize)
-	l := &link{be: be, st: st, w: be.Writer(), txStatus: 'I', q: queue{items: make([]pending, 0, 8)}, host: t.host, rw: t.rw, shard: t.shard}
+	if s.closing.Load() {
+		// Killed while it waited: its client was told the session ended.
+		be.Pool().Put(be)
+		return nil, adminShutdown()
+	}
+	st := stateOf(be, s.srv.o().PreparedCacheSize)
+	l := &link{be: be, st: st, w: be.Writer(), txStatus: 'I', q: queue{items: make([]pending, 0, 8)}, host: t.host, rw: t.rw, shard: t.shard,
+		ctr: s.srv.counters(be.Pool().Key())}
 	s.mu.Lock()
 	if s.retryableLocked(t) {
 		l.retry = &retryLog{outcome: make(chan bool, 1)}
@@ -261,6 +277,9 @@ func (s *session) pump(l *link) {
 		}
 		s.mu.Lock()
 		forward, synth := s.onServerMessage(l, typ, body)
+		if forward {
+			l.acct.bytesOut += int64(n) + 5
+		}
 		if forward || len(synth) > 0 {
 			l.settleLocked(true)
 		}
@@ -358,6 +377,9 @@ func (s *session) onServerMessage(l *link, typ byte, body []byte) (forward bool,
 		if len(body) > 0 {
 			l.txStatus = body[0]
 		}
+		if !hidden {
+			s.flushLocked(l)
+		}
 		l.skipping, l.gotError = false, false
 		position := h.position
 		s.popLocked(l)
@@ -368,14 +390,14 @@ func (s *session) onServerMessage(l *link, typ byte, body []byte) (forward bool,
 		if l.txStatus == 'I' {
 			s.savepoints = s.savepoints[:0]
 			s.settings.endTransaction(l.st.settings)
-			if l.wrote && s.srv.opts.Routing.RYW == RYWTime {
+			if l.wrote && s.srv.o().Routing.RYW == RYWTime {
 				s.wroteAt, l.wrote = time.Now(), false
 			}
 			if l.copyIn != copyNone && l.wrote && !hidden {
 				// It was not a COPY after all, and its commit position was
 				// never asked for: the client reads from the primary for
 				// a while instead.
-				s.primaryUntil = time.Now().Add(s.srv.opts.Routing.RYWWindow)
+				s.primaryUntil = time.Now().Add(s.srv.o().Routing.RYWWindow)
 				l.copyIn, l.wrote = copyNone, false
 			}
 		}
@@ -406,6 +428,10 @@ func (s *session) onServerMessage(l *link, typ byte, body []byte) (forward bool,
 		}
 		s.settings.failed = true
 		l.gotError = true
+		if !hidden {
+			l.acct.queries++
+			l.acct.errors++
+		}
 		if hidden {
 			// A failed settings replay or re-prepare: the client must see
 			// it, or its next step fails mysteriously.
@@ -440,6 +466,12 @@ func (s *session) onServerMessage(l *link, typ byte, body []byte) (forward bool,
 			s.popLocked(l)
 		}
 	case 'C':
+		if !hidden {
+			l.acct.queries++
+			if h.kind == 'E' {
+				l.acct.lastStmt = h.serverStmt
+			}
+		}
 		tag := string(body[:max(len(body)-1, 0)])
 		if tag == "ROLLBACK" {
 			s.settings.failed = true

@@ -118,7 +118,7 @@ func (s *session) awaitOutcome() error {
 	if ok {
 		return nil
 	}
-	if topo := s.srv.opts.Topology; topo != nil && l.host != nil {
+	if topo := s.srv.o().Topology; topo != nil && l.host != nil {
 		topo.Ban(l.host, errors.New("connection lost while serving a read"))
 	}
 	s.log.Info("read failed on a replica before any reply; retrying it elsewhere", "server", l.be.Addr())
@@ -137,7 +137,7 @@ func (s *session) awaitOutcome() error {
 // retryableLocked reports whether a new link for a read may have its
 // request replayed elsewhere if its server fails.
 func (s *session) retryableLocked(t target) bool {
-	return s.mode == TransactionMode && !s.srv.opts.Routing.NoReadRetry && !s.pinned && t.host != nil && !t.rw && s.begin == nil && s.retries < maxReadRetries
+	return s.mode == TransactionMode && !s.srv.o().Routing.NoReadRetry && !s.pinned && t.host != nil && !t.rw && s.begin == nil && s.retries < maxReadRetries
 }
 
 // failedRetryLocked handles a lost server whose client has had nothing yet

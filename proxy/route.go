@@ -146,12 +146,16 @@ func (s *session) route(n need) (*pool.Conn, target, error) {
 		if err != nil {
 			return nil, t, err
 		}
+		start := time.Now()
+		s.waiting.Store(true)
 		be, err := s.srv.checkoutAlive(t.pool)
+		s.waiting.Store(false)
+		s.srv.noteWait(t.pool.Key(), t.shard, time.Since(start))
 		if err == nil {
 			return be, t, nil
 		}
 		lastErr = err
-		topo := s.srv.opts.Topology
+		topo := s.srv.o().Topology
 		var pe *pool.Error
 		switch {
 		case topo == nil || t.host == nil:
@@ -183,11 +187,11 @@ func (s *session) pick(n need, exclude *pool.Host) (target, error) {
 
 func (s *session) pickHost(n need, exclude *pool.Host) (target, error) {
 	shard := s.shardOf(n)
-	topo := s.srv.opts.Topology
+	topo := s.srv.o().Topology
 	if topo == nil {
-		return target{pool: s.srv.pool(s.user, s.db, shard, s.srv.opts.Shards[shard].Primary, false)}, nil
+		return target{pool: s.srv.pool(s.user, s.db, shard, s.srv.o().Shards[shard].Primary, false)}, nil
 	}
-	rt := &s.srv.opts.Routing
+	rt := &s.srv.o().Routing
 	s.mu.Lock()
 	write := n.write
 	if b := s.begin; b != nil {
@@ -239,13 +243,13 @@ func (s *session) pickHost(n need, exclude *pool.Host) (target, error) {
 func (s *session) rywPrimary(shard int) (target, error) {
 	t, err := s.primaryTarget(shard)
 	if err == nil {
-		s.srv.opts.Topology.NoteRYWRead(t.host)
+		s.srv.o().Topology.NoteRYWRead(t.host)
 	}
 	return t, err
 }
 
 func (s *session) primaryTarget(shard int) (target, error) {
-	h, err := s.srv.opts.Topology.Primary(shard)
+	h, err := s.srv.o().Topology.Primary(shard)
 	if err != nil {
 		return target{}, err
 	}
@@ -278,13 +282,13 @@ func (s *session) fitsLocked(l *link, n need) bool {
 	if !n.any && l.shard != s.shardOf(n) {
 		return false
 	}
-	if s.srv.opts.Topology == nil || s.mode == SessionMode || s.pinned {
+	if s.srv.o().Topology == nil || s.mode == SessionMode || s.pinned {
 		return true
 	}
 	if n.write || n.hint == router.HintPrimary || s.role == rolePrimary {
 		return l.rw
 	}
-	return !l.rw || s.srv.opts.Routing.ReplicaReads == ReplicaReadsOff
+	return !l.rw || s.srv.o().Routing.ReplicaReads == ReplicaReadsOff
 }
 
 // lookahead widens a read's need to the rest of its extended-protocol
@@ -293,7 +297,7 @@ func (s *session) fitsLocked(l *link, n need) bool {
 // not sent yet cannot be known; a write arriving later in a batch that
 // started on a replica gets the server's read-only error.
 func (s *session) lookahead(n need) need {
-	if n.write || n.hint != router.HintNone || s.srv.opts.Topology == nil {
+	if n.write || n.hint != router.HintNone || s.srv.o().Topology == nil {
 		return n
 	}
 	b := s.in.Peek()
@@ -313,7 +317,7 @@ func (s *session) lookahead(n need) need {
 			if !ok || !ok2 {
 				return n
 			}
-			a := s.srv.opts.Router.Analyze(unsafe.String(unsafe.SliceData(q), len(q)))
+			a := s.srv.o().Router.Analyze(unsafe.String(unsafe.SliceData(q), len(q)))
 			if a.Write || a.Hint == router.HintPrimary {
 				n.write = true
 				return n

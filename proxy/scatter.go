@@ -78,6 +78,12 @@ type scatter struct {
 // need n, bringing each to the client's settings. On error, what was
 // checked out goes back.
 func (s *session) openShards(set shardSet, n need) (*scatter, error) {
+	for _, shard := range set {
+		// All gates first: a paused shard must not keep another's server.
+		if err := s.gate(shard); err != nil {
+			return nil, err
+		}
+	}
 	sc := &scatter{s: s}
 	for _, shard := range set {
 		be, _, err := s.route(n.onShard(shard))
@@ -85,13 +91,13 @@ func (s *session) openShards(set shardSet, n need) (*scatter, error) {
 			sc.release()
 			return nil, err
 		}
-		c := &shardConn{be: be, st: stateOf(be, s.srv.opts.PreparedCacheSize), shard: shard}
+		c := &shardConn{be: be, st: stateOf(be, s.srv.o().PreparedCacheSize), shard: shard}
 		sc.conns = append(sc.conns, c)
 		s.mu.Lock()
 		replay := replaySQL(s.settings.values, c.st.settings)
 		s.mu.Unlock()
 		if replay != "" {
-			if err := roundTrip(be, c.st, replay, time.Now().Add(s.srv.opts.ResetTimeout)); err != nil {
+			if err := roundTrip(be, c.st, replay, time.Now().Add(s.srv.o().ResetTimeout)); err != nil {
 				c.broken = true
 				sc.release()
 				return nil, err
@@ -131,7 +137,7 @@ func (sc *scatter) release() {
 
 // drain reads a server's responses up to ReadyForQuery.
 func (sc *scatter) drain(c *shardConn) {
-	c.be.Net().SetReadDeadline(time.Now().Add(sc.s.srv.opts.ResetTimeout))
+	c.be.Net().SetReadDeadline(time.Now().Add(sc.s.srv.o().ResetTimeout))
 	defer c.be.Net().SetReadDeadline(time.Time{})
 	for !c.ready && !c.broken {
 		typ, body, err := c.read()
@@ -651,6 +657,9 @@ const (
 // multiShard decides how a statement on the shards of set runs, or why
 // it cannot.
 func (s *session) multiShard(a *router.Analysis, sql string, p *router.Plan, set shardSet) (runHow, error) {
+	if len(set) > 1 {
+		s.srv.fanouts.count(p)
+	}
 	if what := distUnsupported(a, sql); what != "" && (s.inDist() || s.txOpen()) {
 		return 0, &Error{Code: "0A000",
 			Message: fmt.Sprintf("%s is not supported in a transaction over several shards", what),
@@ -682,7 +691,7 @@ func (s *session) multiShard(a *router.Analysis, sql string, p *router.Plan, set
 		return runInDist, nil
 	case !p.Write || p.DDL:
 		return runScatter, nil
-	case s.srv.opts.TwoPhase == nil:
+	case s.srv.o().TwoPhase == nil:
 		return 0, s.checkWriters(&distTx{}, set, true)
 	}
 	return runInDist, nil
@@ -753,14 +762,14 @@ func (s *session) relocateLocked() bool {
 	}
 	s.link = nil
 	s.mu.Unlock()
-	err := roundTrip(l.be, l.st, "ROLLBACK", time.Now().Add(s.srv.opts.ResetTimeout))
+	err := roundTrip(l.be, l.st, "ROLLBACK", time.Now().Add(s.srv.o().ResetTimeout))
 	if err != nil {
 		l.be.Pool().Discard(l.be)
 	} else {
 		l.be.Pool().Put(l.be)
 	}
 	access := router.TxDefault
-	if a := s.srv.opts.Router.Analyze(l.beginSQL); len(a.Statements) == 1 {
+	if a := s.srv.o().Router.Analyze(l.beginSQL); len(a.Statements) == 1 {
 		access = a.Statements[0].TxAccess
 	}
 	s.mu.Lock()

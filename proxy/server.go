@@ -92,11 +92,52 @@ type Options struct {
 	// shards with two-phase commit; without it such transactions are
 	// refused before they write on a second shard.
 	TwoPhase *TwoPhase
+	// Admin says who may use the admin console and under which database
+	// name; without users nobody can.
+	Admin AdminOptions
+	// SlowQuery logs every request that takes longer, with its text
+	// (constants replaced by $n unless LogParameters); 0 logs none.
+	SlowQuery     time.Duration
+	LogParameters bool
+	// Observer, when set, receives timings for metrics.
+	Observer Observer
+	// Config returns the running configuration for SHOW CONFIG, as
+	// key/value pairs with secrets already redacted.
+	Config func() [][2]string
+	// Reload re-reads the configuration for RELOAD (and applies it with
+	// Reconfigure); it returns what was changed and what needs a restart.
+	Reload func() (changed, restart []string, err error)
+	// Shutdown starts the process's graceful shutdown, for the console's
+	// SHUTDOWN (the same path as SIGTERM).
+	Shutdown func()
+	// Version is the build's version, for SHOW VERSION.
+	Version string
+}
+
+// AdminOptions configure the admin console.
+type AdminOptions struct {
+	// Database is the virtual database name of the console (default
+	// "shardgate").
+	Database string
+	// Users may run every command; StatsUsers only SHOW.
+	Users, StatsUsers []string
+}
+
+// Observer receives timings as they happen; metrics implement it. Its
+// methods are called on the hot path and must be cheap.
+type Observer interface {
+	// ObserveQuery is called when a request completes on a shard's
+	// primary or replica.
+	ObserveQuery(shard int, role string, d time.Duration)
+	// ObserveCheckoutWait is called after each server checkout.
+	ObserveCheckoutWait(shard int, d time.Duration)
 }
 
 // Server accepts client connections and serves each in its own session.
 type Server struct {
-	opts Options
+	// opts is replaced as a whole by Reconfigure; readers load it once
+	// per use (o) and never see half of a change.
+	opts atomic.Pointer[Options]
 	log  *slog.Logger
 
 	nextID   atomic.Uint32
@@ -111,6 +152,15 @@ type Server struct {
 	done     chan struct{}
 	doneOnce sync.Once
 	ln       []net.Listener
+	// poolCtr holds each pool's counters (pool.Key -> *poolCounters).
+	poolCtr sync.Map
+	// accepted and refused count client logins and turned-away clients.
+	accepted, refused atomic.Int64
+	fanouts           fanOuts
+	// pause holds new transactions while an operator paused them.
+	pause pauseGate
+	// draining: a shutdown is under way; new clients are refused.
+	draining atomic.Bool
 	wg       sync.WaitGroup
 	closing  atomic.Bool
 }
@@ -129,13 +179,49 @@ func NewServer(o Options) *Server {
 	if o.Router == nil {
 		o.Router = router.New(router.Options{})
 	}
-	srv := &Server{opts: o, log: o.Logger, sessions: map[uint32]*session{}, known: knownStmts{max: 100_000}, done: make(chan struct{})}
+	if o.Admin.Database == "" {
+		o.Admin.Database = "shardgate"
+	}
+	srv := &Server{log: o.Logger, sessions: map[uint32]*session{}, known: knownStmts{max: 100_000}, done: make(chan struct{})}
+	srv.opts.Store(&o)
 	srv.prepared.epoch = strconv.FormatInt(time.Now().UnixMilli(), 36)
 	srv.SetShardMap(o.ShardMap)
 	if o.TwoPhase != nil {
 		go srv.resolveLoop()
 	}
 	return srv
+}
+
+// o returns the options in force.
+func (s *Server) o() *Options { return s.opts.Load() }
+
+// Reconfigure applies the parts of o that can change while serving: users,
+// the pool mode of new clients, the client limit, routing, the prepared
+// statement cache of new server connections, the admin console's access,
+// the slow query log and the reset timeout. The rest of o is ignored: the
+// pools, the topology and the shard map have their own ways to change,
+// and listeners and TLS need a restart. Connected clients keep their
+// session; a user removed from the config can no longer log in, and one
+// whose password changed logs in with the new one next time.
+func (s *Server) Reconfigure(o Options) {
+	cur := *s.o()
+	cur.Users = o.Users
+	cur.Mode = o.Mode
+	cur.MaxClients = o.MaxClients
+	cur.Routing = o.Routing
+	if o.PreparedCacheSize > 0 {
+		cur.PreparedCacheSize = o.PreparedCacheSize
+	}
+	if o.ResetTimeout > 0 {
+		cur.ResetTimeout = o.ResetTimeout
+	}
+	cur.Admin = o.Admin
+	if cur.Admin.Database == "" {
+		cur.Admin.Database = "shardgate"
+	}
+	cur.SlowQuery = o.SlowQuery
+	cur.LogParameters = o.LogParameters
+	s.opts.Store(&cur)
 }
 
 // Serve accepts connections on ln until Close. Each connection gets a
@@ -186,7 +272,7 @@ func (s *Server) Close() error {
 func (s *Server) register(ss *session) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.opts.MaxClients > 0 && len(s.sessions) >= s.opts.MaxClients {
+	if s.o().MaxClients > 0 && len(s.sessions) >= s.o().MaxClients {
 		return false
 	}
 	for {
@@ -231,5 +317,5 @@ func (s *Server) lookup(id uint32) *session {
 // pool returns the pool serving a user's statements on a host; rw pools
 // connect only to a server that accepts writes.
 func (s *Server) pool(u *User, database string, shard int, addr string, rw bool) *pool.Pool {
-	return s.opts.Pools.Get(pool.Key{Addr: addr, User: u.ServerUser, Database: database, ReadWrite: rw}, u.ServerPassword)
+	return s.o().Pools.Get(pool.Key{Addr: addr, User: u.ServerUser, Database: database, ReadWrite: rw}, u.ServerPassword)
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -57,6 +58,32 @@ type session struct {
 	// pinned: the client made state that lives in its server session
 	// (transaction mode), so it keeps that server until it leaves.
 	pinned bool
+
+	// bytesIn counts client bytes read since the last request was sent
+	// (session goroutine only); the request's link accounts for them.
+	bytesIn int64
+	// slowSQL is the last simple query's text, kept only while the slow
+	// query log is on (session goroutine; read by the pump under mu).
+	slowSQL string
+	// admin: this is an admin console session. waiting: the session waits
+	// for a server connection (guarded by mu).
+	admin   bool
+	waiting atomic.Bool
+	// paused: the session waits at a PAUSE.
+	paused atomic.Bool
+	// rights are a console session's permissions.
+	rights consoleRights
+	// since is when the client connected, from where, as whom.
+	since            time.Time
+	remote, userName string
+	// inRequest: the session goroutine is handling a client request;
+	// closing: a drain or KILL decided to end the session. A drain only
+	// closes a session between requests (see Server.closeIdle).
+	inRequest, closing atomic.Bool
+	// killed closes when the session is ended by the operator or a
+	// drain, waking it if it waits at a PAUSE.
+	killed   chan struct{}
+	killOnce sync.Once
 
 	// Routing state. begin is a BEGIN answered by the proxy and not yet
 	// sent; role is the client's SET shardgate.role; causal holds, per
@@ -116,46 +143,73 @@ func (s *Server) serveConn(c net.Conn) {
 		return
 	}
 	ss := &session{
+		since:       time.Now(),
+		killed:      make(chan struct{}),
+		remote:      c.RemoteAddr().String(),
+		userName:    st.user,
 		srv:         s,
 		conn:        st.conn,
 		in:          wire.NewReader(st.conn, 16<<10, wire.ClientLimit),
 		out:         bufio.NewWriterSize(st.conn, 16<<10),
 		db:          st.db,
-		mode:        s.opts.Mode,
+		mode:        s.o().Mode,
 		secret:      make([]byte, 4),
 		stmts:       map[string]*stmt{},
 		portals:     map[string]*router.Analysis{},
 		portalStmts: map[string]string{},
 	}
 	rand.Read(ss.secret)
-	if s.opts.RequireTLS && !st.isTLS {
+	if s.o().RequireTLS && !st.isTLS {
 		s.refuse(st.conn, &Error{Code: "28000", Fatal: true, Message: "shardgate requires an encrypted connection (listen.tls.mode=require)",
 			Hint: "connect with sslmode=require"})
 		return
 	}
+	if s.draining.Load() {
+		s.refused.Add(1)
+		s.refuse(st.conn, adminShutdown())
+		return
+	}
 	if !s.register(ss) {
+		s.refused.Add(1)
 		s.refuse(st.conn, &Error{Code: "53300", Fatal: true, Message: "sorry, too many clients already",
 			Hint: "raise pool.max_client_conn in the shardgate config"})
 		return
 	}
 	defer s.unregister(ss)
 	ss.log = s.log.With("client", ss.id, "user", st.user, "database", st.db, "remote", c.RemoteAddr().String())
+	if st.db == s.o().Admin.Database {
+		ss.admin = true
+		if err := ss.startConsole(st); err != nil {
+			s.refused.Add(1)
+			ss.log.Info("console client refused", "err", err)
+			ss.sendFatal(err)
+			return
+		}
+		st.conn.SetDeadline(time.Time{})
+		s.accepted.Add(1)
+		ss.log.Info("console client connected")
+		err = ss.serveConsole()
+		ss.log.Info("console client disconnected", "err", err)
+		return
+	}
 	if err := ss.start(st); err != nil {
+		s.refused.Add(1)
 		ss.log.Info("client refused", "err", err)
 		ss.sendFatal(err)
 		return
 	}
 	st.conn.SetDeadline(time.Time{})
-	ss.log.Debug("client connected")
+	s.accepted.Add(1)
+	ss.log.Info("client connected")
 	err = ss.serve()
 	ss.finish()
 	if ss.pumps != nil {
 		close(ss.pumps)
 	}
-	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !ss.closing.Load() {
 		ss.log.Info("client disconnected", "err", err)
 	} else {
-		ss.log.Debug("client disconnected")
+		ss.log.Info("client disconnected")
 	}
 }
 
@@ -185,7 +239,7 @@ func (s *session) start(st *startup) error {
 		wire.WriteMessage(s.out, &pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: st.unknown})
 	}
 	ac := &authConn{r: s.in, w: s.out}
-	u := s.srv.opts.Users[st.user]
+	u := s.srv.o().Users[st.user]
 	if u == nil {
 		return auth.AuthenticateUnknown(ac, st.user, auth.MethodSCRAM)
 	}
@@ -198,8 +252,11 @@ func (s *session) start(st *startup) error {
 	// A server connection now, with the client's settings, both to fail
 	// the login if the database cannot be served and to report the
 	// parameters the client's own server session would have.
+	if err := s.gate(s.srv.defaultShard()); err != nil {
+		return err
+	}
 	be, t, err := s.route(need{write: true})
-	if err != nil && s.mode != SessionMode && s.srv.opts.Topology != nil {
+	if err != nil && s.mode != SessionMode && s.srv.o().Topology != nil {
 		// No primary for now (a failover): reads can still be served.
 		be, t, err = s.route(need{})
 	}
@@ -207,9 +264,9 @@ func (s *session) start(st *startup) error {
 		return err
 	}
 	p := be.Pool()
-	sst := stateOf(be, s.srv.opts.PreparedCacheSize)
+	sst := stateOf(be, s.srv.o().PreparedCacheSize)
 	if sql := replaySQL(s.settings.values, sst.settings); sql != "" {
-		if err := roundTrip(be, sst, sql, time.Now().Add(s.srv.opts.ResetTimeout)); err != nil {
+		if err := roundTrip(be, sst, sql, time.Now().Add(s.srv.o().ResetTimeout)); err != nil {
 			// A bad setting in the startup packet fails the login, as the
 			// server itself would fail it.
 			p.Discard(be)
@@ -237,7 +294,7 @@ func (s *session) start(st *startup) error {
 	// the client is idle (notifications, a FATAL before it goes away)
 	// reaches the client at once.
 	s.mu.Lock()
-	s.link = &link{be: be, st: sst, w: be.Writer(), txStatus: 'I', host: t.host, rw: t.rw}
+	s.link = &link{be: be, st: sst, w: be.Writer(), txStatus: 'I', host: t.host, rw: t.rw, ctr: s.srv.counters(p.Key())}
 	s.startPump(s.link)
 	s.mu.Unlock()
 	return nil
@@ -248,6 +305,7 @@ func (s *session) start(st *startup) error {
 func (s *session) serve() error {
 	for {
 		typ, n, err := s.in.Header()
+		s.bytesIn += int64(n) + 5
 		if err != nil {
 			if errors.Is(err, wire.ErrMessageTooLarge) {
 				s.sendFatal(&Error{Code: "08P01", Message: err.Error()})
@@ -279,6 +337,11 @@ func (s *session) serve() error {
 }
 
 func (s *session) dispatch(typ byte, body []byte) error {
+	s.inRequest.Store(true)
+	defer s.inRequest.Store(false)
+	if s.closing.Load() {
+		return adminShutdown()
+	}
 	s.record(typ, body)
 	s.cur = clientMsg{typ: typ, body: body}
 	err := s.handle(typ, body)

@@ -458,8 +458,8 @@ func (s *session) shardNames() []string {
 	if sc := s.srv.schema.Load(); sc != nil {
 		return sc.m.Shards()
 	}
-	names := make([]string, len(s.srv.opts.Shards))
-	for i, sh := range s.srv.opts.Shards {
+	names := make([]string, len(s.srv.o().Shards))
+	for i, sh := range s.srv.o().Shards {
 		names[i] = sh.Name
 	}
 	return names

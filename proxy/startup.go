@@ -61,7 +61,7 @@ func (s *Server) readStartup(c net.Conn) (*startup, error) {
 			if st.isTLS {
 				return nil, &Error{Code: "08P01", Message: "SSLRequest received on an encrypted connection", Fatal: true}
 			}
-			if s.opts.TLS == nil {
+			if s.o().TLS == nil {
 				if _, err := st.conn.Write([]byte{'N'}); err != nil {
 					return nil, err
 				}
@@ -70,7 +70,7 @@ func (s *Server) readStartup(c net.Conn) (*startup, error) {
 			if _, err := st.conn.Write([]byte{'S'}); err != nil {
 				return nil, err
 			}
-			tc := tls.Server(st.conn, s.opts.TLS)
+			tc := tls.Server(st.conn, s.o().TLS)
 			if err := tc.Handshake(); err != nil {
 				return nil, fmt.Errorf("TLS handshake: %w", err)
 			}

@@ -88,7 +88,7 @@ func (tp *TwoPhase) gidPrefix() string { return "shardgate:" + tp.Node + ":" }
 // a sequence number.
 func (s *Server) newGID() string {
 	f := &s.prepared
-	return s.opts.TwoPhase.gidPrefix() + f.epoch + ":" + strconv.FormatUint(f.seq.Add(1), 10)
+	return s.o().TwoPhase.gidPrefix() + f.epoch + ":" + strconv.FormatUint(f.seq.Add(1), 10)
 }
 
 // commitTwoPhase commits a transaction that wrote on several shards:
@@ -97,7 +97,7 @@ func (s *Server) newGID() string {
 // rolls everything back; after it, the transaction is committed, and a
 // shard that could not be told yet is told by the resolver.
 func (s *session) commitTwoPhase(d *distTx) error {
-	tp := s.srv.opts.TwoPhase
+	tp := s.srv.o().TwoPhase
 	gid := s.srv.newGID()
 	s.srv.prepared.add(gid)
 	defer s.srv.prepared.remove(gid)
@@ -158,7 +158,7 @@ func (s *session) commitTwoPhase(d *distTx) error {
 		s.notePosition(c)
 	}
 	if done {
-		ctx, cancel := context.WithTimeout(context.Background(), s.srv.opts.ResetTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), s.srv.o().ResetTimeout)
 		if err := tp.Log.ForgetDecision(ctx, gid); err != nil {
 			s.log.Debug("could not forget a commit decision", "gid", gid, "err", err)
 		}
@@ -175,9 +175,9 @@ func (s *session) decide(gid string) (bool, error) {
 		if attempt > 0 {
 			time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), s.srv.opts.ResetTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), s.srv.o().ResetTimeout)
 		var commit bool
-		commit, err = s.srv.opts.TwoPhase.Log.Decide(ctx, gid, true)
+		commit, err = s.srv.o().TwoPhase.Log.Decide(ctx, gid, true)
 		cancel()
 		if err == nil {
 			return commit, nil
@@ -196,17 +196,17 @@ func isServerError(err error) bool {
 // finish: committed where the decision was recorded, rolled back where it
 // was not. Serve runs it at start and then every TwoPhase.ResolveEvery.
 func (s *Server) ResolveInDoubt(ctx context.Context) (committed, rolledBack int, err error) {
-	tp := s.opts.TwoPhase
+	tp := s.o().TwoPhase
 	if tp == nil {
 		return 0, 0, nil
 	}
 	var errs []string
-	for shard := range s.opts.Shards {
+	for shard := range s.o().Shards {
 		c, r, err := s.resolveShard(ctx, shard)
 		committed += c
 		rolledBack += r
 		if err != nil {
-			errs = append(errs, fmt.Sprintf("shard %s: %v", s.opts.Shards[shard].Name, err))
+			errs = append(errs, fmt.Sprintf("shard %s: %v", s.o().Shards[shard].Name, err))
 		}
 	}
 	if len(errs) > 0 {
@@ -220,9 +220,9 @@ func (s *Server) ResolveInDoubt(ctx context.Context) (committed, rolledBack int,
 // only from it, by their owner or a superuser: each is finished through
 // the pool of its owner's login where the config has one.
 func (s *Server) resolveShard(ctx context.Context, shard int) (committed, rolledBack int, err error) {
-	tp := s.opts.TwoPhase
-	addr := s.opts.Shards[shard].Primary
-	if topo := s.opts.Topology; topo != nil {
+	tp := s.o().TwoPhase
+	addr := s.o().Shards[shard].Primary
+	if topo := s.o().Topology; topo != nil {
 		h, err := topo.Primary(shard)
 		if err != nil {
 			return 0, 0, err
@@ -284,7 +284,7 @@ func (s *Server) resolveShard(ctx context.Context, shard int) (committed, rolled
 		if decided {
 			verb = "COMMIT PREPARED "
 		}
-		_, err = c.exec(verb+quoteLiteral(x.gid), time.Now().Add(s.opts.ResetTimeout))
+		_, err = c.exec(verb+quoteLiteral(x.gid), time.Now().Add(s.o().ResetTimeout))
 		s.putResolverConn(c)
 		if err != nil {
 			var pe *pgconn.PgError
@@ -293,7 +293,7 @@ func (s *Server) resolveShard(ctx context.Context, shard int) (committed, rolled
 			}
 			return committed, rolledBack, err
 		}
-		s.log.Info("resolved an in-doubt transaction", "gid", x.gid, "shard", s.opts.Shards[shard].Name, "committed", decided)
+		s.log.Info("resolved an in-doubt transaction", "gid", x.gid, "shard", s.o().Shards[shard].Name, "committed", decided)
 		if decided {
 			committed++
 		} else {
@@ -305,14 +305,14 @@ func (s *Server) resolveShard(ctx context.Context, shard int) (committed, rolled
 
 // usersByServerName lists the configured users in a stable order.
 func (s *Server) usersByServerName() []*User {
-	names := make([]string, 0, len(s.opts.Users))
-	for n := range s.opts.Users {
+	names := make([]string, 0, len(s.o().Users))
+	for n := range s.o().Users {
 		names = append(names, n)
 	}
 	slices.Sort(names)
 	users := make([]*User, len(names))
 	for i, n := range names {
-		users[i] = s.opts.Users[n]
+		users[i] = s.o().Users[n]
 	}
 	return users
 }
@@ -322,7 +322,7 @@ func (s *Server) resolverConn(u *User, db string, shard int, addr string) (*shar
 	if err != nil {
 		return nil, err
 	}
-	return &shardConn{be: be, st: stateOf(be, s.opts.PreparedCacheSize), shard: shard}, nil
+	return &shardConn{be: be, st: stateOf(be, s.o().PreparedCacheSize), shard: shard}, nil
 }
 
 func (s *Server) putResolverConn(c *shardConn) {
@@ -336,7 +336,7 @@ func (s *Server) putResolverConn(c *shardConn) {
 // resolveLoop runs ResolveInDoubt at start and then periodically, until
 // the server closes.
 func (s *Server) resolveLoop() {
-	every := s.opts.TwoPhase.ResolveEvery
+	every := s.o().TwoPhase.ResolveEvery
 	if every <= 0 {
 		every = 30 * time.Second
 	}

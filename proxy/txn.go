@@ -140,7 +140,7 @@ const positionQuery = "SELECT pg_catalog.pg_current_wal_insert_lsn()"
 // reads must find on a replica. It travels in the same packet as the
 // commit, so it costs the client no round trip.
 func (s *session) captureDueLocked(l *link) bool {
-	if !l.wrote || l.copyIn != copyNone || l.openTx || !l.rw || s.mode == SessionMode || s.srv.opts.Topology == nil || s.srv.opts.Routing.RYW != RYWLSN {
+	if !l.wrote || l.copyIn != copyNone || l.openTx || !l.rw || s.mode == SessionMode || s.srv.o().Topology == nil || s.srv.o().Routing.RYW != RYWLSN {
 		return false
 	}
 	l.wrote = false
