@@ -22,9 +22,8 @@ import (
 	"github.com/shardgate/shardgate/cmd/shardgate/config"
 	"github.com/shardgate/shardgate/pool"
 	"github.com/shardgate/shardgate/proxy"
-	"github.com/shardgate/shardgate/proxy/auth"
+	"github.com/shardgate/shardgate/proxy/metrics"
 	"github.com/shardgate/shardgate/proxy/tlsconf"
-	"github.com/shardgate/shardgate/router"
 	"github.com/shardgate/shardgate/shardmap"
 	"github.com/shardgate/shardgate/shardmap/catalog"
 )
@@ -45,18 +44,22 @@ func serve(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "shardgate: invalid configuration:\n%v\n", err)
 		return 1
 	}
-	log := newLogger(cfg.Log, stderr)
+	level := new(slog.LevelVar)
+	level.Set(cfg.Log.Level.Slog())
+	log := newLogger(cfg.Log, level, stderr)
 	if cfg.Runtime.MaxProcs > 0 {
 		runtime.GOMAXPROCS(cfg.Runtime.MaxProcs)
 	}
 	// Set up first, so that a signal also ends the wait for the catalog.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	b, err := build(ctx, cfg, log)
+	d := &daemon{path: *path, flags: fs, log: log, level: level, cfg: cfg, shutdown: stop}
+	b, err := build(ctx, cfg, log, d)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
+	d.b = b
 	srv, topo := b.srv, b.topo
 	defer b.close()
 	topo.Start()
@@ -80,24 +83,44 @@ func serve(args []string, stderr io.Writer) int {
 		log.Warn("not every server answered the first health check; serving anyway", "err", err)
 	}
 	cancelReady()
-	ln, err := net.Listen("tcp", cfg.Listen.Addr)
+	ln, err := listen(cfg.Listen)
 	if err != nil {
 		log.Error("cannot listen", "addr", cfg.Listen.Addr, "err", err)
 		return 1
 	}
 	log.Info("shardgate listening", "addr", ln.Addr().String(), "pool_mode", cfg.Pool.Mode, "version", version)
+	if cfg.Metrics.Listen != "" {
+		closeMetrics, err := d.serveMetrics(cfg.Metrics.Listen)
+		if err != nil {
+			log.Error("cannot serve metrics", "addr", cfg.Metrics.Listen, "err", err)
+			return 1
+		}
+		defer closeMetrics()
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down")
-		srv.Close()
-		return 0
-	case err := <-errc:
-		log.Error("listener failed", "err", err)
-		srv.Close()
-		return 1
+	for {
+		select {
+		case <-hup:
+			d.reloadLogged()
+		case <-ctx.Done():
+			timeout := d.current().Shutdown.DrainTimeout
+			log.Info("shutting down: no new clients; waiting for running transactions", "drain_timeout", timeout.String())
+			if left := srv.Shutdown(timeout); left > 0 {
+				log.Warn("shut down with transactions cut short by the drain timeout", "sessions", left)
+			} else {
+				log.Info("shut down cleanly")
+			}
+			return 0
+		case err := <-errc:
+			log.Error("listener failed", "err", err)
+			srv.Close()
+			return 1
+		}
 	}
 }
 
@@ -125,19 +148,10 @@ func (b *built) close() {
 // build turns a validated config into a proxy server, its pools, the
 // topology monitor (not started) and, with catalog.dsn, the catalog,
 // whose map it serves. ctx bounds the wait for the catalog.
-func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*built, error) {
-	users := make(map[string]*proxy.User, len(cfg.Users))
-	for _, u := range cfg.Users {
-		pu := &proxy.User{
-			Credential: auth.Credential{User: u.Name, Method: auth.Method(u.Auth), Password: u.Password,
-				Verifier: u.ScramVerifier, MD5Hash: u.MD5Hash},
-			ServerUser:     u.ServerUser,
-			ServerPassword: u.ServerPassword,
-		}
-		if err := pu.Credential.Prepare(); err != nil {
-			return nil, fmt.Errorf("users %q: %w", u.Name, err)
-		}
-		users[u.Name] = pu
+func build(ctx context.Context, cfg *config.Config, log *slog.Logger, d *daemon) (*built, error) {
+	users, err := proxyUsers(cfg)
+	if err != nil {
+		return nil, err
 	}
 	shards := make([]proxy.Shard, len(cfg.Shards))
 	for i, sh := range cfg.Shards {
@@ -147,25 +161,15 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*built, e
 	if err != nil {
 		return nil, err
 	}
-	pools := &pool.Set{Options: func(pool.Key) pool.Options {
-		return pool.Options{
-			Size:            cfg.Pool.Size,
-			MinIdle:         cfg.Pool.MinIdle,
-			CheckoutTimeout: cfg.Pool.CheckoutTimeout,
-			IdleTimeout:     cfg.Pool.IdleTimeout,
-			MaxLifetime:     cfg.Pool.MaxLifetime,
-			ConnectTimeout:  cfg.Backend.ConnectTimeout,
-			TLS:             backendTLS,
-			TLSFallback:     fallback,
-		}
-	}}
+	d.backendTLS, d.tlsFallback = backendTLS, fallback
+	pools := &pool.Set{Options: poolOptions(cfg, backendTLS, fallback)}
 	var clientTLS *tls.Config
 	if cfg.Listen.TLS.Mode != config.ClientTLSDisable {
 		if clientTLS, err = tlsconf.ServerConfig(cfg.Listen.TLS.CertFile, cfg.Listen.TLS.KeyFile); err != nil {
 			return nil, fmt.Errorf("listen.tls: %w", err)
 		}
 	}
-	b := &built{pools: pools, topo: pool.NewTopology(topologyOptions(cfg, pools, backendTLS, fallback, log))}
+	b := &built{pools: pools, topo: pool.NewTopology(topologyOptions(cfg, d.current, pools, backendTLS, fallback, log))}
 	if cfg.Catalog.DSN == "" {
 		if b.shardMap, err = cfg.ShardMap(); err != nil {
 			return nil, err
@@ -173,18 +177,21 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*built, e
 	} else if b.catalog, b.shardMap, err = openCatalog(ctx, cfg, log); err != nil {
 		return nil, err
 	}
-	opts := proxy.Options{
-		ShardMap:          b.shardMap,
-		Users:             users,
-		Shards:            shards,
-		Pools:             pools,
-		Mode:              poolMode(cfg.Pool.Mode),
-		PreparedCacheSize: cfg.Pool.PreparedCacheSize,
-		MaxClients:        cfg.Pool.MaxClientConn,
-		Logger:            log,
-		Topology:          b.topo,
-		Routing:           routing(cfg.Routing),
-		Router:            router.New(router.Options{CacheSize: cfg.Routing.ParseCacheSize, WriteFunctions: cfg.Routing.WriteFunctions}),
+	opts := liveOptions(cfg, users)
+	opts.ShardMap = b.shardMap
+	opts.Shards = shards
+	opts.Pools = pools
+	opts.Logger = log
+	opts.Topology = b.topo
+	opts.Router = newRouter(cfg)
+	opts.Version = version
+	opts.Config = d.configRows
+	opts.Reload = d.reload
+	opts.Shutdown = d.shutdown
+	if cfg.Metrics.Listen != "" {
+		d.metrics = metrics.New(metricsSource{d}, version)
+		d.metrics.SetShards(cfg.ShardNames())
+		opts.Observer = d.metrics
 	}
 	if cfg.Sharding.TwoPhaseCommit && b.catalog != nil {
 		opts.TwoPhase = &proxy.TwoPhase{Log: b.catalog, Node: nodeName(cfg)}
@@ -278,7 +285,7 @@ func catalogRetryable(err error) bool {
 }
 
 // topologyOptions configures the monitor of every shard's hosts.
-func topologyOptions(cfg *config.Config, pools *pool.Set, backendTLS *tls.Config, fallback bool, log *slog.Logger) pool.TopologyOptions {
+func topologyOptions(cfg *config.Config, current func() *config.Config, pools *pool.Set, backendTLS *tls.Config, fallback bool, log *slog.Logger) pool.TopologyOptions {
 	specs := make([]pool.ShardSpec, len(cfg.Shards))
 	for i, sh := range cfg.Shards {
 		specs[i].Name = sh.Name
@@ -286,11 +293,13 @@ func topologyOptions(cfg *config.Config, pools *pool.Set, backendTLS *tls.Config
 			specs[i].Hosts = append(specs[i].Hosts, pool.HostSpec{Addr: h.Addr, Zone: h.Zone})
 		}
 	}
-	user, password := cfg.MonitorCredentials()
 	policy, _ := pool.ParsePolicy(string(cfg.Routing.ReplicaChoice)) // validated
 	return pool.TopologyOptions{
 		Shards: specs,
 		Connect: func(ctx context.Context, addr string) (*pgconn.PgConn, error) {
+			// The credentials in force now: a reload may change them.
+			cfg := current()
+			user, password := cfg.MonitorCredentials()
 			pc, err := pool.ConnConfig(addr, user, password, cfg.Monitor.Database, backendTLS, fallback)
 			if err != nil {
 				return nil, err
@@ -374,8 +383,8 @@ func backendTLS(b config.BackendConfig) (*tls.Config, bool, error) {
 	return nil, false, nil
 }
 
-func newLogger(c config.LogConfig, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: c.Level.Slog()}
+func newLogger(c config.LogConfig, level slog.Leveler, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
 	text := c.Format == config.LogFormatText
 	if c.Format == config.LogFormatAuto {
 		text = isTerminal(w)

@@ -43,8 +43,12 @@ type RuntimeConfig struct {
 type ListenConfig struct {
 	// Addr is the host:port to listen on. An empty host listens on every
 	// interface; port 0 picks a free port, which is only useful in tests.
-	Addr string    `mapstructure:"addr" yaml:"addr"`
-	TLS  TLSConfig `mapstructure:"tls" yaml:"tls"`
+	Addr string `mapstructure:"addr" yaml:"addr"`
+	// ReusePort lets several shardgate processes listen on Addr at once
+	// (SO_REUSEPORT), for rolling restarts; off, a second process fails
+	// to start, which catches a mistake.
+	ReusePort bool      `mapstructure:"reuse_port" yaml:"reuse_port"`
+	TLS       TLSConfig `mapstructure:"tls" yaml:"tls"`
 }
 
 // TLSConfig is the TLS offered to clients.

@@ -31,6 +31,7 @@ type setting struct {
 
 var settings = []setting{
 	{"listen.addr", "host:port to accept clients on", func(c *Config) any { return c.Listen.Addr }},
+	{"listen.reuse_port", "let several shardgate processes listen on listen.addr (SO_REUSEPORT), for rolling restarts", func(c *Config) any { return c.Listen.ReusePort }},
 	{"listen.tls.mode", "client TLS: disable, allow or require", func(c *Config) any { return c.Listen.TLS.Mode }},
 	{"listen.tls.cert_file", "PEM certificate shown to clients", func(c *Config) any { return c.Listen.TLS.CertFile }},
 	{"listen.tls.key_file", "PEM private key of listen.tls.cert_file", func(c *Config) any { return c.Listen.TLS.KeyFile }},

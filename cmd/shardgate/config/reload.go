@@ -11,11 +11,12 @@ import (
 // in neither.
 
 // restartKeys are the keys a running shardgate cannot change: the sockets
-// it has bound, the TLS set up at start, the catalog it follows, the
-// identity of its two-phase commits and the format of its log. They take
-// effect at the next restart.
+// it has bound, the TLS set up at start, the catalog it follows (and how),
+// the identity of its two-phase commits and the format of its log. They
+// take effect at the next restart.
 var restartKeys = []string{
 	"listen.addr",
+	"listen.reuse_port",
 	"listen.tls.mode",
 	"listen.tls.cert_file",
 	"listen.tls.key_file",
@@ -24,6 +25,8 @@ var restartKeys = []string{
 	"sharding.two_phase_commit",
 	"sharding.node_name",
 	"catalog.dsn",
+	"catalog.poll_interval",
+	"catalog.directory_cache",
 	"metrics.listen",
 	"log.format",
 }
@@ -50,8 +53,6 @@ var liveKeys = []string{
 	"sharding.default_shard",
 	"sharding.distributions",
 	"sharding.reference_tables",
-	"catalog.poll_interval",
-	"catalog.directory_cache",
 	"routing.replica_reads",
 	"routing.replica_choice",
 	"routing.zone",
