@@ -260,10 +260,20 @@ func (s *session) endDist(commit bool) (string, error) {
 	d := s.dtx
 	s.dtx = nil
 	s.savepoints = s.savepoints[:0]
+	if d != nil {
+		// Still a transaction for a cutover until its commit is done.
+		s.distEnding++
+	}
 	s.mu.Unlock()
 	if d == nil {
 		return "ROLLBACK", nil
 	}
+	defer func() {
+		s.mu.Lock()
+		s.distEnding--
+		s.txEnds++
+		s.mu.Unlock()
+	}()
 	defer s.releaseDist(d)
 	for _, c := range d.conns {
 		if c.broken {

@@ -51,8 +51,7 @@ func (s *session) query(body []byte) error {
 	n := needOf(&a)
 	if sc := s.srv.shardMap(); sc != nil {
 		// The plan keeps no reference to the text either.
-		plan := s.srv.o().Router.Plan(unsafe.String(unsafe.SliceData(text), len(text)), sc)
-		set, err := s.resolve(sc, plan, nil, s.currentShard())
+		sc, plan, set, err := s.planFor(sc, unsafe.String(unsafe.SliceData(text), len(text)), nil)
 		if err != nil {
 			return s.reject('Q', err)
 		}
@@ -419,12 +418,11 @@ func (s *session) bind(body []byte) error {
 				return s.bindTxEnd(portal, st)
 			}
 		}
-		plan := s.srv.o().Router.Plan(cs.query, sc)
 		ps, err := parseBindParams(params)
 		if err != nil {
 			return protocolViolation("Bind", err)
 		}
-		set, err := s.resolve(sc, plan, ps, s.currentShard())
+		sc, plan, set, err := s.planFor(sc, cs.query, ps)
 		if err != nil {
 			return s.reject('B', err)
 		}

@@ -388,6 +388,7 @@ func (s *session) onServerMessage(l *link, typ byte, body []byte) (forward bool,
 			l.ddl = false
 		}
 		if l.txStatus == 'I' {
+			s.txEnds++
 			s.savepoints = s.savepoints[:0]
 			s.settings.endTransaction(l.st.settings)
 			if l.wrote && s.srv.o().Routing.RYW == RYWTime {

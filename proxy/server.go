@@ -107,6 +107,9 @@ type Options struct {
 	// Reload re-reads the configuration for RELOAD (and applies it with
 	// Reconfigure); it returns what was changed and what needs a restart.
 	Reload func() (changed, restart []string, err error)
+	// Acker, when set, acknowledges each shard map installed, once nothing
+	// runs against its frozen ranges (online moves, freeze.go).
+	Acker MapAcker
 	// Shutdown starts the process's graceful shutdown, for the console's
 	// SHUTDOWN (the same path as SIGTERM).
 	Shutdown func()
@@ -159,6 +162,8 @@ type Server struct {
 	fanouts           fanOuts
 	// pause holds new transactions while an operator paused them.
 	pause pauseGate
+	// maps wakes writes held for a frozen range when the map changes.
+	maps mapWatch
 	// draining: a shutdown is under way; new clients are refused.
 	draining atomic.Bool
 	wg       sync.WaitGroup

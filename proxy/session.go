@@ -80,6 +80,12 @@ type session struct {
 	// closing: a drain or KILL decided to end the session. A drain only
 	// closes a session between requests (see Server.closeIdle).
 	inRequest, closing atomic.Bool
+	// txEnds counts the transactions the session ended (guarded by mu),
+	// distEnding those over several shards still committing; gone is set
+	// when it closed. A cutover waits on them (freeze.go).
+	txEnds     uint64
+	distEnding int
+	gone       bool
 	// killed closes when the session is ended by the operator or a
 	// drain, waking it if it waits at a PAUSE.
 	killed   chan struct{}
@@ -176,6 +182,11 @@ func (s *Server) serveConn(c net.Conn) {
 		return
 	}
 	defer s.unregister(ss)
+	defer func() {
+		ss.mu.Lock()
+		ss.gone = true
+		ss.mu.Unlock()
+	}()
 	ss.log = s.log.With("client", ss.id, "user", st.user, "database", st.db, "remote", c.RemoteAddr().String())
 	if st.db == s.o().Admin.Database {
 		ss.admin = true

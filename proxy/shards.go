@@ -46,9 +46,13 @@ func (s *schema) Version() uint64 { return s.gen }
 func (s *Server) SetShardMap(m *shardmap.Map) {
 	if m == nil {
 		s.schema.Store(nil)
-		return
+	} else {
+		s.schema.Store(newSchema(m))
 	}
-	s.schema.Store(newSchema(m))
+	s.mapChanged()
+	if m != nil {
+		s.ackMap(m)
+	}
 }
 
 // shardMap returns the map in force, or nil when every statement goes to
@@ -171,6 +175,10 @@ func (s *session) resolve(sc *schema, p *router.Plan, ps *params, current int) (
 		}
 		return shardSet{i}, nil
 	case router.SpreadAll:
+		if p.Write && m.Frozen() {
+			// A write without a key may touch the frozen rows.
+			return nil, errFrozenWrite
+		}
 		all := make(shardSet, len(m.Shards()))
 		for i := range all {
 			all[i] = i
@@ -188,6 +196,9 @@ func (s *session) resolve(sc *schema, p *router.Plan, ps *params, current int) (
 			return nil, err
 		}
 		for _, k := range keys {
+			if p.Write && d.FrozenKey(k) {
+				return nil, errFrozenWrite
+			}
 			i, err := m.Locate(context.Background(), d, k)
 			if err != nil {
 				return nil, err

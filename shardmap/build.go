@@ -125,6 +125,21 @@ func Build(spec Spec, shards []string, version uint64, dir Directory) (*Map, err
 				}
 			}
 		}
+		for _, s := range d.ranges {
+			d.frozen = d.frozen || s.frozen
+		}
+		if len(ds.FrozenKeys) > 0 {
+			d.frozen = true
+			d.frozenKeys = map[string]bool{}
+			for _, k := range ds.FrozenKeys {
+				pk, err := ParseKey(d.Kind, k)
+				if err != nil {
+					bad(path+".frozen_keys", "%v", err)
+					continue
+				}
+				d.frozenKeys[pk.String()] = true
+			}
+		}
 		m.dists = append(m.dists, d)
 		m.byName[d.Name] = d
 	}
@@ -227,6 +242,7 @@ func rangeSpans(path string, rs []RangeSpec, kind KeyKind, shardOf func(string, 
 		rpath := fmt.Sprintf("%s.ranges[%d]", path, i)
 		it := item{at: i}
 		it.shard = shardOf(rpath+".shard", r.Shard)
+		it.frozen = r.Frozen
 		for _, b := range []struct {
 			text string
 			dst  **Key

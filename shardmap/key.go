@@ -208,3 +208,14 @@ func parseTime(text string) (int64, error) {
 	}
 	return 0, fmt.Errorf("invalid input syntax for a date or timestamp key: %q (use ISO 8601, such as 2024-01-31 12:00:00+00)", text)
 }
+
+// CompareText orders two keys of a kind given in SQL text form, as
+// PostgreSQL orders the values; text that does not parse sorts as text.
+func CompareText(kind KeyKind, a, b string) int {
+	ka, errA := ParseKey(kind, a)
+	kb, errB := ParseKey(kind, b)
+	if errA != nil || errB != nil {
+		return strings.Compare(a, b)
+	}
+	return ka.compare(kb)
+}

@@ -37,12 +37,16 @@ type Distribution struct {
 	// place is the shard new directory keys go to; -1 places them by hash.
 	place  int
 	tables []*Table
+	// frozen: some range or key of the distribution is frozen.
+	frozen     bool
+	frozenKeys map[string]bool
 }
 
 // span is one range of a distribution; a nil bound is open.
 type span struct {
 	lo, hi *Key
 	shard  int
+	frozen bool
 }
 
 // Table is a sharded table.
@@ -260,6 +264,7 @@ func (m *Map) Describe() string {
 type Range struct {
 	Lo, Hi string
 	Shard  string
+	Frozen bool
 }
 
 // Ranges returns the distribution's ranges in order, over the shards of m
@@ -267,7 +272,7 @@ type Range struct {
 func (m *Map) Ranges(d *Distribution) []Range {
 	out := make([]Range, 0, len(d.ranges))
 	for _, s := range d.ranges {
-		r := Range{Lo: "-inf", Hi: "+inf", Shard: m.shards[s.shard]}
+		r := Range{Lo: "-inf", Hi: "+inf", Shard: m.shards[s.shard], Frozen: s.frozen}
 		if s.lo != nil {
 			r.Lo = s.lo.String()
 		}
@@ -286,4 +291,65 @@ func (m *Map) ReferenceTables() []string {
 		names = append(names, n)
 	}
 	return sortedStrings(names)
+}
+
+// Frozen reports whether some range or key of the distribution is frozen
+// for a move; writes that may touch it wait for the next map.
+func (d *Distribution) Frozen() bool { return d.frozen }
+
+// FrozenKey reports whether writes to key k must wait: its range, or the
+// key itself (directory), is being moved.
+func (d *Distribution) FrozenKey(k Key) bool {
+	if !d.frozen {
+		return false
+	}
+	if d.frozenKeys[k.String()] {
+		return true
+	}
+	if len(d.ranges) == 0 || (d.Method == MethodDirectory && d.place >= 0) {
+		return false
+	}
+	probe := k
+	if d.Method != MethodRange {
+		probe = Key{kind: KindInt, i: k.hash()}
+	}
+	for _, s := range d.ranges {
+		if (s.lo == nil || probe.compare(*s.lo) >= 0) && (s.hi == nil || probe.compare(*s.hi) < 0) {
+			return s.frozen
+		}
+	}
+	return false
+}
+
+// Frozen reports whether any distribution has a frozen range or key.
+func (m *Map) Frozen() bool {
+	for _, d := range m.dists {
+		if d.frozen {
+			return true
+		}
+	}
+	return false
+}
+
+// FrozenShards returns, for each frozen distribution, the shards whose
+// writes a cutover waits on: the owners of the frozen ranges (for
+// frozen directory keys, every shard: the directory says which).
+func (m *Map) FrozenShards() map[int]bool {
+	out := map[int]bool{}
+	for _, d := range m.dists {
+		if !d.frozen {
+			continue
+		}
+		if len(d.frozenKeys) > 0 {
+			for i := range m.shards {
+				out[i] = true
+			}
+		}
+		for _, s := range d.ranges {
+			if s.frozen {
+				out[s.shard] = true
+			}
+		}
+	}
+	return out
 }

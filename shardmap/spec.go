@@ -34,6 +34,9 @@ type DistributionSpec struct {
 	// goes: "hash" (by Shards or Ranges, as a hash distribution would) or
 	// the name of a shard.
 	Place string `mapstructure:"place" yaml:"place,omitempty" json:"place,omitempty"`
+	// FrozenKeys, for directory, are keys being moved to another shard:
+	// writes to them are held like writes to a frozen range.
+	FrozenKeys []string `mapstructure:"frozen_keys" yaml:"frozen_keys,omitempty" json:"frozen_keys,omitempty"`
 }
 
 // TableSpec is a sharded table and its key column.
@@ -49,6 +52,10 @@ type RangeSpec struct {
 	Lo    string `mapstructure:"lo" yaml:"lo,omitempty" json:"lo,omitempty"`
 	Hi    string `mapstructure:"hi" yaml:"hi,omitempty" json:"hi,omitempty"`
 	Shard string `mapstructure:"shard" yaml:"shard" json:"shard"`
+	// Frozen marks a range being moved to another shard (shardgate
+	// rebalance, during its cutover): proxies hold writes to it until a
+	// new map says where it lives. Reads go on.
+	Frozen bool `mapstructure:"frozen" yaml:"frozen,omitempty" json:"frozen,omitempty"`
 }
 
 // Method is how a distribution places keys.

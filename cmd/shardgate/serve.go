@@ -193,6 +193,10 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, d *daemon)
 		d.metrics.SetShards(cfg.ShardNames())
 		opts.Observer = d.metrics
 	}
+	if b.catalog != nil {
+		// Online moves wait for every proxy to acknowledge a frozen map.
+		opts.Acker = b.catalog
+	}
 	if cfg.Sharding.TwoPhaseCommit && b.catalog != nil {
 		opts.TwoPhase = &proxy.TwoPhase{Log: b.catalog, Node: nodeName(cfg)}
 	}

@@ -17,7 +17,7 @@ const schemaLockKey int64 = 0x7368617264676174
 // schema is complete and current. Setup then changes nothing, so proxies
 // may log in as a role that can read and write the tables but not own
 // them, and a start takes no lock but the advisory one.
-const schemaVersion = "shardgate catalog schema 2"
+const schemaVersion = "shardgate catalog schema 3"
 
 // schemaSQL creates the catalog, idempotently. It runs in one transaction
 // after pg_advisory_xact_lock(schemaLockKey).
@@ -56,6 +56,26 @@ CREATE TABLE IF NOT EXISTS shardgate.twophase_decisions (
 -- by a resolver that found the transaction in doubt (false). The primary
 -- key makes the first one the only one.
 ALTER TABLE shardgate.twophase_decisions ADD COLUMN IF NOT EXISTS commit boolean NOT NULL DEFAULT true;
+
+-- map_acks: the last map version each proxy runs with nothing in flight
+-- against its frozen ranges; an online move's cutover waits for them.
+CREATE TABLE IF NOT EXISTS shardgate.map_acks (
+	name text PRIMARY KEY,
+	version bigint NOT NULL,
+	acked_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- moves: the online moves (shardgate rebalance), their phase and
+-- figures, so that a stopped move resumes or aborts where it was.
+CREATE TABLE IF NOT EXISTS shardgate.moves (
+	id bigserial PRIMARY KEY,
+	created_at timestamptz NOT NULL DEFAULT now(),
+	updated_at timestamptz NOT NULL DEFAULT now(),
+	phase text NOT NULL,
+	plan jsonb NOT NULL,
+	figures jsonb NOT NULL DEFAULT '{}',
+	error text NOT NULL DEFAULT ''
+);
 
 CREATE TABLE IF NOT EXISTS shardgate.proxies (
 	name text PRIMARY KEY,

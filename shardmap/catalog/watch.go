@@ -22,7 +22,7 @@ const (
 	minBackoff = 100 * time.Millisecond
 	maxBackoff = 5 * time.Second
 	// heartbeatInterval is how often Watch refreshes the proxies row.
-	heartbeatInterval = 10 * time.Second
+	heartbeatInterval = 2 * time.Second
 )
 
 // Watch follows the catalog until ctx ends, then returns ctx.Err().
