@@ -132,6 +132,18 @@ func (ss *session) busyLocked() bool {
 	return l != nil && !(l.q.empty() && l.txStatus == 'I' && !l.unsynced)
 }
 
+// midTransaction reports whether the session is inside a transaction (or
+// an extended-protocol batch), whose requests a drain lets through.
+func (ss *session) midTransaction() bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.dtx != nil || ss.scattered != nil || ss.begin != nil {
+		return true
+	}
+	l := ss.link
+	return l != nil && !(l.q.empty() && l.txStatus == 'I' && !l.unsynced && !l.openTx)
+}
+
 // closeIdle ends a session that is between transactions with a FATAL
 // 57P01, and reports whether it did. The flag closing and the session's
 // inRequest make the decision race-free: a request that starts after it

@@ -350,7 +350,8 @@ func (s *session) serve() error {
 func (s *session) dispatch(typ byte, body []byte) error {
 	s.inRequest.Store(true)
 	defer s.inRequest.Store(false)
-	if s.closing.Load() {
+	if s.closing.Load() || (s.srv.draining.Load() && !s.midTransaction()) {
+		// Draining: a client between transactions starts no new one.
 		return adminShutdown()
 	}
 	s.record(typ, body)

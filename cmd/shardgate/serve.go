@@ -53,6 +53,11 @@ func serve(args []string, stderr io.Writer) int {
 	// Set up first, so that a signal also ends the wait for the catalog.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP is caught from the start: a reload sent while the proxy
+	// still waits for its catalog is applied once it serves, not fatal.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	d := &daemon{path: *path, flags: fs, log: log, level: level, cfg: cfg, shutdown: stop}
 	b, err := build(ctx, cfg, log, d)
 	if err != nil {
@@ -97,10 +102,6 @@ func serve(args []string, stderr io.Writer) int {
 		}
 		defer closeMetrics()
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	for {
