@@ -925,11 +925,9 @@ end;
 		for range 3 {
 			r := <-results
 			t.Logf("client ended %s after SIGTERM: %v", r.after.Round(time.Millisecond), r.err)
-			// PRODUCT BUG: a session is ended only if Shutdown's 10ms poll
-			// (proxy/drain.go) finds it idle, which a client running
-			// transactions back to back almost never is: such clients go
-			// on running new transactions for seconds, until the poll
-			// catches them or the drain timeout cuts them.
+			// A client running transactions back to back is rarely idle
+			// when the drain polls: it must be refused its next
+			// transaction instead (the session's dispatch does that).
 			if opsCode(r.err) != "57P01" || r.after > time.Second {
 				t.Errorf("client ended %s after SIGTERM with %v; want 57P01 at the end of its running transaction", r.after, r.err)
 			}
@@ -1105,10 +1103,8 @@ func TestOpsSighupDuringStartup(t *testing.T) {
 	p.signal(t, syscall.SIGHUP)
 	select {
 	case <-p.exited:
-		// PRODUCT BUG: serve (cmd/shardgate/serve.go) only calls
-		// signal.Notify for SIGHUP once it listens, so until then SIGHUP
-		// keeps its default action and kills the process (exit status
-		// 129 from a shell, "signal: hangup" here).
+		// Until signal.Notify runs, SIGHUP keeps its default action and
+		// kills the process: serve must catch it from the start.
 		t.Errorf("SIGHUP during startup killed shardgate (%v):\n%s", p.err, p.log)
 		return
 	case <-time.After(300 * time.Millisecond):
