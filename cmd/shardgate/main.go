@@ -27,6 +27,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return genCert(args, stdout, stderr)
 	case "shardmap":
 		return shardmapCmd(args, stdout, stderr)
+	case "rebalance":
+		return rebalanceCmd(args, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "shardgate %s\n", version)
 		return 0
@@ -44,6 +46,7 @@ func usage(w io.Writer) {
   shardgate [serve] --config FILE [--listen.addr HOST:PORT] [--pool.mode MODE] ...
   shardgate check-config FILE
   shardgate shardmap show|validate|apply FILE
+  shardgate rebalance plan|move|status|verify|resume|abort -c FILE ...
   shardgate gen-cert CERT_FILE KEY_FILE [HOST...]
   shardgate version
 
