@@ -223,6 +223,9 @@ func (r *runner) copyAndCutover(ctx context.Context) error {
 		return err
 	}
 	r.fig.CopyTook = time.Since(r.fig.CopyStarted)
+	if err := m.DropOldFences(ctx); err != nil {
+		return err
+	}
 	for attempt := 1; ; attempt++ {
 		r.fig.Attempts = attempt
 		pause, err := r.cutover(ctx)
