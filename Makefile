@@ -14,10 +14,11 @@ build:
 
 # A local cluster (2 shards, each a primary and a streaming replica, under
 # ./.run) with shardgate on 127.0.0.1:6432 in the foreground. Ctrl-C stops
-# everything.
+# everything. RUNFLAGS=--spare=1 adds a third shard that owns no data yet,
+# to try shardgate rebalance on.
 run: build
 	@.ci/install-deps
-	./bin/devcluster --dir .run --shards 2 --replicas 1 --proxy-bin ./bin/shardgate --listen 127.0.0.1:6432
+	./bin/devcluster --dir .run --shards 2 --replicas 1 --proxy-bin ./bin/shardgate --listen 127.0.0.1:6432 $(RUNFLAGS)
 
 vet:
 	$(GO) vet ./...

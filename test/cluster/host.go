@@ -207,6 +207,9 @@ password_encryption = 'scram-sha-256'
 wal_level = logical
 max_wal_senders = 10
 max_replication_slots = 10
+# A new logical replication worker (shardgate rebalance's copy) starts
+# within this, instead of the default 5s.
+wal_retrieve_retry_interval = 200ms
 max_prepared_transactions = 20
 wal_keep_size = 256MB
 hot_standby = on
