@@ -84,8 +84,11 @@ type Request struct {
 	// Lo and Hi bound the slice explicitly ("" = open): hash values for
 	// hash distributions, keys for range ones.
 	Lo, Hi string
-	// Keys are directory keys to move (directory distributions).
-	Keys []string
+	// Keys are directory keys to move (directory distributions), and
+	// Owners the shard the directory gives each now (keys without an
+	// entry have no rows yet).
+	Keys   []string
+	Owners map[string]string
 }
 
 // NewPlan plans req against the current map (spec over shards).
@@ -112,7 +115,10 @@ func NewPlan(spec shardmap.Spec, shards []string, req Request) (*Plan, error) {
 	}
 	ds := spec.Distributions[di]
 	if d.Method == shardmap.MethodDirectory {
-		return p, fmt.Errorf("directory moves: not supported yet (move their keys with a range of a hash-placed directory instead)")
+		return directoryPlan(p, spec, di, d, req)
+	}
+	if len(req.Keys) > 0 {
+		return nil, fmt.Errorf("--keys moves keys of a directory distribution; %s is %s: give --from, or --lo and --hi", d.Name, d.Method)
 	}
 	// Explicit ranges, so that one of them can be cut out.
 	ranges := explicitRanges(m, d)
@@ -265,4 +271,71 @@ func cmpInt(x, y int64) int {
 		return 1
 	}
 	return 0
+}
+
+// directoryPlan plans a move of directory keys: they must all live on one
+// shard now. The map itself does not change owners: the directory does,
+// at the cutover, together with a map version that unfreezes the keys.
+func directoryPlan(p *Plan, spec shardmap.Spec, di int, d *shardmap.Distribution, req Request) (*Plan, error) {
+	if len(req.Keys) == 0 {
+		return nil, fmt.Errorf("%s is a directory distribution: give the keys to move with --keys", d.Name)
+	}
+	keys := make([]string, 0, len(req.Keys))
+	from := ""
+	for _, k := range req.Keys {
+		key, err := shardmap.ParseKey(d.Kind, k)
+		if err != nil {
+			return nil, fmt.Errorf("key %q: %w", k, err)
+		}
+		text := key.String()
+		keys = append(keys, text)
+		owner, ok := req.Owners[text]
+		if !ok {
+			continue
+		}
+		if from != "" && owner != from {
+			return nil, fmt.Errorf("the keys live on several shards (%s and %s): move one shard's keys at a time", from, owner)
+		}
+		from = owner
+	}
+	if from == "" {
+		return nil, fmt.Errorf("none of the keys is in the directory yet: they have no rows to move")
+	}
+	if from == req.To {
+		return nil, fmt.Errorf("the keys already live on shard %s", req.To)
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	p.From = from
+	p.Range = Range{Method: d.Method, KeyType: d.KeyType, Keys: keys}
+	frozen := spec.Distributions[di]
+	frozen.FrozenKeys = keys
+	p.Before, p.After = spec, spec
+	p.Frozen = withDist(spec, di, frozen)
+	if _, err := shardmap.Build(p.Frozen, p.Shards, 1, nil); err != nil {
+		return nil, fmt.Errorf("planned map does not build: %w", err)
+	}
+	return p, nil
+}
+
+// CanonicalKeys writes keys of distribution dist as the directory stores
+// them (the key type's canonical text); keys that do not parse are kept
+// as given, for NewPlan to refuse.
+func CanonicalKeys(spec shardmap.Spec, dist string, keys []string) []string {
+	out := slices.Clone(keys)
+	for _, ds := range spec.Distributions {
+		if ds.Name != dist {
+			continue
+		}
+		kind, ok := shardmap.KindOf(ds.KeyType)
+		if !ok {
+			return out
+		}
+		for i, k := range keys {
+			if key, err := shardmap.ParseKey(kind, k); err == nil {
+				out[i] = key.String()
+			}
+		}
+	}
+	return out
 }

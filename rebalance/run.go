@@ -127,6 +127,18 @@ func (r *runner) record(ctx context.Context, phase string, err error) {
 // truth about whether the cutover happened, whatever the move's record
 // says (the tool may have died between the two writes).
 func (r *runner) owner(ctx context.Context) (string, bool, error) {
+	if keys := r.plan.Range.Keys; len(keys) > 0 {
+		owners, err := r.env.Catalog.KeyOwners(ctx, r.plan.Distribution, keys)
+		if err != nil {
+			return "", false, err
+		}
+		for _, k := range keys {
+			if owners[k] != r.plan.To {
+				return r.plan.From, false, nil
+			}
+		}
+		return r.plan.To, false, nil
+	}
 	snap, err := r.env.Catalog.Snapshot(ctx)
 	if err != nil {
 		return "", false, err
@@ -297,7 +309,7 @@ func (r *runner) cutover(ctx context.Context) (time.Duration, error) {
 	if err := r.exportSnapshot(cctx); err != nil {
 		env.Log.Warn("no snapshot of the target for verify; it will check placement only", "err", err)
 	}
-	if _, err := env.Catalog.SetSpec(ctx, r.plan.After, r.plan.Shards); err != nil {
+	if err := r.switchOwner(ctx); err != nil {
 		r.dropSnapshot()
 		return undo(fmt.Errorf("switching the owner: %w", err))
 	}
@@ -398,4 +410,16 @@ func (r *runner) dropSnapshot() {
 	r.snap.Rollback(ctx)
 	r.snap.Conn().Close(ctx)
 	r.snap, r.m.TargetSnapshot = nil, ""
+}
+
+// switchOwner gives the slice to the target: a new map, or for directory
+// keys their entries and a new map in one catalog transaction.
+func (r *runner) switchOwner(ctx context.Context) error {
+	p := r.plan
+	if len(p.Range.Keys) > 0 {
+		_, err := r.env.Catalog.MoveKeys(ctx, p.After, p.Shards, p.Distribution, p.Range.Keys, p.To)
+		return err
+	}
+	_, err := r.env.Catalog.SetSpec(ctx, p.After, p.Shards)
+	return err
 }

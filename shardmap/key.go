@@ -219,3 +219,9 @@ func CompareText(kind KeyKind, a, b string) int {
 	}
 	return ka.compare(kb)
 }
+
+// KindOf returns the key kind of a spec's key type name.
+func KindOf(keyType string) (KeyKind, bool) {
+	k, ok := keyTypes[strings.ToLower(keyType)]
+	return k, ok
+}

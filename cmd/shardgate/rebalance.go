@@ -24,7 +24,7 @@ import (
 
 const rebalanceUsage = `usage: shardgate rebalance SUBCOMMAND -c CONFIG [flags]
 
-  plan    --distribution D --to SHARD (--from SHARD | --lo X --hi Y)
+  plan    --distribution D --to SHARD (--from SHARD | --lo X --hi Y | --keys K1,K2,...)
           print what would move where, with row estimates; changes nothing
   move    (same flags as plan) [--max-pause 1s] [--dry-run]
           run the move online: copy and catch up, cut over, fence, clean up, verify
@@ -53,6 +53,7 @@ func rebalanceCmd(args []string, stdout, stderr io.Writer) int {
 	from := fs.String("from", "", "hash: split this shard's range and move its upper half")
 	lo := fs.String("lo", "", "lower bound of the slice (hash value or key; empty: open)")
 	hi := fs.String("hi", "", "upper bound of the slice, excluded (empty: open)")
+	keys := fs.StringSlice("keys", nil, "directory: the keys to move, comma-separated")
 	maxPause := fs.Duration("max-pause", time.Second, "longest write pause of one cutover attempt")
 	attempts := fs.Int("attempts", 5, "cutover attempts before the move stops (it can be resumed)")
 	dryRun := fs.Bool("dry-run", false, "plan and check, change nothing")
@@ -93,7 +94,7 @@ func rebalanceCmd(args []string, stdout, stderr io.Writer) int {
 		Catalog: store, Connect: sh.connect, DSN: sh.dsn, MaxPause: *maxPause, Attempts: *attempts,
 		Alive: 3 * catalog.HeartbeatInterval, Log: log, DryRun: *dryRun,
 	}
-	req := rebalance.Request{Distribution: *dist, To: *to, From: *from, Lo: *lo, Hi: *hi}
+	req := rebalance.Request{Distribution: *dist, To: *to, From: *from, Lo: *lo, Hi: *hi, Keys: *keys}
 	var code int
 	switch sub {
 	case "plan", "move":
@@ -153,6 +154,14 @@ func rebalancePlanMove(ctx context.Context, env *rebalance.Env, req rebalance.Re
 	if err != nil {
 		fmt.Fprintln(stderr, "shardgate rebalance:", err)
 		return 1
+	}
+	if len(req.Keys) > 0 {
+		// The directory says where the keys live now (as canonical text).
+		canon := rebalance.CanonicalKeys(snap.Spec, req.Distribution, req.Keys)
+		if req.Owners, err = env.Catalog.KeyOwners(ctx, req.Distribution, canon); err != nil {
+			fmt.Fprintln(stderr, "shardgate rebalance:", err)
+			return 1
+		}
 	}
 	plan, err := rebalance.NewPlan(snap.Spec, snap.Shards, req)
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/shardgate/shardgate/shardmap"
 )
 
 // AckMap records that this proxy (Options.Name) runs map version with
@@ -102,4 +104,56 @@ func (s *Store) Moves(ctx context.Context, id int64) ([]Move, error) {
 		out = append(out, m)
 	}
 	return out, rows.Err()
+}
+
+// KeyOwners returns the shard the directory gives each of keys of
+// distribution dist; keys without an entry are absent from the result.
+func (s *Store) KeyOwners(ctx context.Context, dist string, keys []string) (map[string]string, error) {
+	rows, err := s.pool.Query(ctx, "SELECT key, shard FROM shardgate.directory WHERE distribution = $1 AND key = ANY($2)", dist, keys)
+	if err != nil {
+		return nil, fmt.Errorf("catalog %s: reading directory entries: %w", s.where, err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var k, sh string
+		if err := rows.Scan(&k, &sh); err != nil {
+			return nil, err
+		}
+		out[k] = sh
+	}
+	return out, rows.Err()
+}
+
+// MoveKeys gives keys of directory distribution dist to shard to and
+// installs spec as the new map, in one transaction: proxies drop the
+// keys from their caches (the directory's notifications come first) and
+// then take the map, whose version tells them to plan held writes again.
+// Keys without an entry get one, so their first rows land on to.
+func (s *Store) MoveKeys(ctx context.Context, spec shardmap.Spec, shards []string, dist string, keys []string, to string) (uint64, error) {
+	if _, err := shardmap.Build(spec, shards, 1, nil); err != nil {
+		return 0, err
+	}
+	js, err := json.Marshal(spec)
+	if err != nil {
+		return 0, err
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("catalog %s: moving keys: %w", s.where, err)
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(ctx, `INSERT INTO shardgate.directory (distribution, key, shard) SELECT $1, k, $3 FROM unnest($2::text[]) k
+		ON CONFLICT (distribution, key) DO UPDATE SET shard = excluded.shard`, dist, keys, to); err != nil {
+		return 0, fmt.Errorf("catalog %s: moving keys: %w", s.where, err)
+	}
+	var version int64
+	if err := tx.QueryRow(ctx, `UPDATE shardgate.map SET version = version + 1, spec = $1::jsonb, shards = $2, updated_at = now() RETURNING version`,
+		string(js), shards).Scan(&version); err != nil {
+		return 0, fmt.Errorf("catalog %s: moving keys: writing the map: %w", s.where, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("catalog %s: moving keys: %w", s.where, err)
+	}
+	return uint64(version), nil
 }
