@@ -3,6 +3,7 @@ package rebalance
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -65,7 +66,7 @@ func (m *Mover) fenceTable(ctx context.Context, tx pgx.Tx, t Table) error {
 	var done bool
 	err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = $1 AND tgname = $2 AND tgfoid = to_regproc($3))",
 		*oid, m.triggerName(), fn).Scan(&done)
-	if err != nil || done {
+	if err != nil || (done && !m.rebuild) {
 		return err
 	}
 	shard := "another shard"
@@ -98,7 +99,7 @@ BEGIN
 		RETURN OLD;
 	END IF;
 	RETURN NEW;
-END`, Filter(m.Range, "OLD."+ident(t.Key)), raise("OLD"), Filter(m.Range, "NEW."+ident(t.Key)), raise("NEW"))
+END`, m.refused("OLD."+ident(t.Key)), raise("OLD"), m.refused("NEW."+ident(t.Key)), raise("NEW"))
 	if _, err := tx.Exec(ctx, "CREATE OR REPLACE FUNCTION "+fn+"() RETURNS trigger LANGUAGE plpgsql AS "+quoteLiteral(body)); err != nil {
 		return err
 	}
@@ -153,4 +154,18 @@ func (m *Mover) fenced(ctx context.Context) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// refused is the condition of a row the fence refuses: in Range and in
+// none of Allowed.
+func (m *Mover) refused(col string) string {
+	cond := Filter(m.Range, col)
+	if len(m.Allowed) == 0 {
+		return cond
+	}
+	back := make([]string, len(m.Allowed))
+	for i, a := range m.Allowed {
+		back[i] = Filter(a, col)
+	}
+	return "(" + cond + ") AND NOT coalesce(" + strings.Join(back, " OR ") + ", false)"
 }

@@ -42,6 +42,11 @@ type Mover struct {
 	// (pg_export_snapshot) that Verify reads the target through: the
 	// target as of the cutover, before it took writes of its own.
 	TargetSnapshot string
+	// Allowed are parts of Range that came back to the source by later
+	// moves: the fence lets their writes through. rebuild makes
+	// FenceWithin write the fence again even when it exists.
+	Allowed []Range
+	rebuild bool
 	// PgDump is the pg_dump binary for EnsureSchema; empty means
 	// "pg_dump" on PATH. It must be at least the source server's version.
 	PgDump string

@@ -235,7 +235,7 @@ func (r *runner) copyAndCutover(ctx context.Context) error {
 		return err
 	}
 	r.fig.CopyTook = time.Since(r.fig.CopyStarted)
-	if err := m.DropOldFences(ctx); err != nil {
+	if err := r.fixOldFences(ctx); err != nil {
 		return err
 	}
 	for attempt := 1; ; attempt++ {
