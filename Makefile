@@ -4,7 +4,7 @@ export PATH := $(PATH):/usr/local/go/bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build run test unit bench bench-sharding bench-ryw acceptance vet fmt clean
+.PHONY: all build run test unit bench bench-sharding bench-rebalance bench-ryw acceptance vet fmt clean
 
 all: build
 
@@ -44,6 +44,16 @@ bench: build
 bench-sharding: build
 	@.ci/install-deps
 	$(GO) run ./test/cmd/benchrun --sharding $(BENCHFLAGS)
+
+# Online moves (shardgate rebalance move) while clients write through
+# shardgate, on 2 fresh shards: the copy rate of half of 1M rows, then 10
+# cutovers of a 1/16 hash range back and forth, with p50/p99/max of the
+# tool's write pause and of the longest client write to the moving range;
+# under a minute on 2 cores. Pass flags with BENCHFLAGS, e.g.
+# make bench-rebalance BENCHFLAGS=--quick.
+bench-rebalance:
+	@.ci/install-deps
+	$(GO) run ./test/cmd/rebalancebench $(BENCHFLAGS)
 
 # Read-your-writes under load: 64 clients through an in-process shardgate
 # while WAL replay is paused at random on two replicas, then the same with
