@@ -30,7 +30,7 @@ func (s *session) mergeFor(p *router.Plan, ps *params) (*mergeRun, error) {
 	}
 	spec := merge.Spec{Limit: -1, Distinct: m.Distinct, Aggregate: m.Aggregate, Hidden: m.Hidden}
 	for _, o := range m.Order {
-		spec.Order = append(spec.Order, merge.Order{Column: o.Column, Desc: o.Desc, NullsFirst: o.NullsFirst})
+		spec.Order = append(spec.Order, merge.Order{Column: o.Column, Name: o.Name, Desc: o.Desc, NullsFirst: o.NullsFirst})
 	}
 	// Columns has one entry per shard row column, visible ones first, so
 	// a shard column's index is its index in the merged row too.

@@ -185,6 +185,11 @@ type Merge struct {
 // appended after a `*` whose width is unknown until the row description
 // arrives.
 type SortKey struct {
+	// Name, when set, is the sort column's name in the shards' row
+	// description, and Column is unused: the sort key is a column of the
+	// one table a lone * expands to, whose position only the server knows.
+	// Reading it there spares every shard a hidden copy of the column.
+	Name       string
 	Column     int
 	Desc       bool
 	NullsFirst bool

@@ -42,6 +42,9 @@ type shardCol struct {
 type sortRef struct {
 	idx, abs         int
 	desc, nullsFirst bool
+	// name: a column of the table a lone * expands to, found by name in
+	// the shards' row description (no hidden column needed).
+	name string
 }
 
 const mergeHint = "add a condition on the sharding key so the statement runs on one shard, or route it with a /* shardgate: shard=NAME */ or /* shardgate: key=VALUE */ hint"
@@ -139,7 +142,11 @@ func (mg *merger) plain() *Refusal {
 			if distinct {
 				return &Refusal{Message: "for SELECT DISTINCT, ORDER BY expressions must appear in the select list", Hint: mergeHint}
 			}
-			ref = sortRef{idx: mg.addHidden(sb.Node, sb.Node, Column{}), abs: -1}
+			if name, ok := mg.starColumn(sb.Node); ok {
+				ref = sortRef{idx: -1, abs: -1, name: name}
+			} else {
+				ref = sortRef{idx: mg.addHidden(sb.Node, sb.Node, Column{}), abs: -1}
+			}
 		}
 		mg.order = append(mg.order, sortDir(ref, sb))
 	}
@@ -398,6 +405,10 @@ func sortDir(ref sortRef, sb *pg_query.SortBy) sortRef {
 func (mg *merger) finish() *Merge {
 	m := &mg.m
 	for _, ref := range mg.order {
+		if ref.name != "" {
+			m.Order = append(m.Order, SortKey{Name: ref.name, Desc: ref.desc, NullsFirst: ref.nullsFirst})
+			continue
+		}
 		m.Order = append(m.Order, SortKey{Column: mg.position(ref), Desc: ref.desc, NullsFirst: ref.nullsFirst})
 	}
 	m.Hidden = mg.hidden
@@ -465,4 +476,34 @@ func bareName(n *pg_query.Node) (string, bool) {
 		return "", false
 	}
 	return cr.Fields[0].GetString_().Sval, true
+}
+
+// starColumn reports whether a sort expression is a plain column of the
+// one table a select list of just * reads from, and returns its name.
+// The row description then carries the column under that name, once: a
+// table's column names are unique and nothing else is selected.
+func (mg *merger) starColumn(n *pg_query.Node) (string, bool) {
+	if mg.nvis != 1 || mg.firstStar != 0 || len(mg.b.rels) != 1 || !mg.b.rels[0].table {
+		return "", false
+	}
+	star := mg.sel.TargetList[0].GetResTarget()
+	if star.GetName() != "" || !isStar(star.GetVal()) {
+		return "", false
+	}
+	cr := n.GetColumnRef()
+	if cr == nil {
+		return "", false
+	}
+	r := mg.b.rels[0]
+	switch len(cr.Fields) {
+	case 1:
+	case 2:
+		if cr.Fields[0].GetString_().GetSval() != r.alias {
+			return "", false
+		}
+	default:
+		return "", false
+	}
+	name := cr.Fields[len(cr.Fields)-1].GetString_().GetSval()
+	return name, name != ""
 }

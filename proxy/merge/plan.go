@@ -61,6 +61,9 @@ func compile(spec *Spec, fields []pgproto3.FieldDescription) (*plan, error) {
 	}
 	for _, o := range spec.Order {
 		col, err := resolve(o.Column, orderable, "order")
+		if o.Name != "" {
+			col, err = byName(o.Name, fields[:len(fields)-spec.Hidden], spec.Aggregate)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -219,4 +222,24 @@ func checkWidth(source int, row [][]byte, want int) error {
 		return &Error{Code: codeInternal, Message: fmt.Sprintf("shard source %d sent a row of %d columns, expected %d", source, len(row), want)}
 	}
 	return nil
+}
+
+// byName finds the one visible column called name.
+func byName(name string, visible []pgproto3.FieldDescription, aggregate bool) (int, error) {
+	if aggregate {
+		return 0, badSpec("order by name %q needs a plain merge", name)
+	}
+	found := -1
+	for i, f := range visible {
+		if string(f.Name) == name {
+			if found >= 0 {
+				return 0, unsupported("cannot merge ORDER BY %s: the result has two columns of that name", name)
+			}
+			found = i
+		}
+	}
+	if found < 0 {
+		return 0, unsupported("cannot merge ORDER BY %s: no result column has that name", name)
+	}
+	return found, nil
 }

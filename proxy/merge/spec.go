@@ -13,6 +13,10 @@ type Order struct {
 	// shard row, hidden columns included; with Aggregate it indexes the
 	// merged row: Spec.Outputs followed by Spec.HiddenOutputs.
 	Column int
+	// Name, when set, replaces Column (without Aggregate): the visible
+	// column of that name in the row description, which must have
+	// exactly one.
+	Name string
 	// Desc sorts descending.
 	Desc bool
 	// NullsFirst is the effective NULLS FIRST, already resolved by the

@@ -140,7 +140,15 @@ func (w *Workload) orderLimit() Step {
 	var sql string
 	switch w.r.IntN(3) {
 	case 0, 1:
-		sql = fmt.Sprintf("select %s from users", userCols)
+		cols := userCols
+		if w.r.IntN(2) == 0 {
+			// A lone *: the merge finds the sort columns by name.
+			cols = pick(w.r, []string{"*", "users.*", "u.*"})
+		}
+		sql = fmt.Sprintf("select %s from users", cols)
+		if cols == "u.*" {
+			sql += " u"
+		}
 		if w.r.IntN(3) == 0 {
 			sql += fmt.Sprintf(" where score > %s", b.int(int64(w.r.IntN(100))))
 		}
