@@ -208,7 +208,7 @@ func (s *session) pickHost(n need, exclude *pool.Host) (target, error) {
 	case s.role == roleReplica:
 		write, forced = false, true
 	}
-	minLSN, wroteAt, primaryUntil := s.causal.at(shard), s.wroteAt, s.primaryUntil
+	minLSN, wroteAt, primaryUntil := max(s.causal.at(shard), s.srv.readFloor(shard)), s.wroteAt, s.primaryUntil
 	pinned := s.pinned
 	s.mu.Unlock()
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/shardgate/shardgate/pool"
 	"github.com/shardgate/shardgate/router"
 	"github.com/shardgate/shardgate/shardmap"
 )
@@ -53,6 +54,15 @@ func (s *Server) SetShardMap(m *shardmap.Map) {
 	if m != nil {
 		s.ackMap(m)
 	}
+}
+
+// readFloor is the position a shard's replicas must have replayed to
+// serve reads, from the map (set by an online move at its switch).
+func (s *Server) readFloor(shard int) pool.LSN {
+	if sc := s.schema.Load(); sc != nil {
+		return pool.LSN(sc.m.ReadFloor(shard))
+	}
+	return 0
 }
 
 // shardMap returns the map in force, or nil when every statement goes to

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/shardgate/shardgate/shardmap"
 	"github.com/shardgate/shardgate/shardmap/catalog"
 )
 
@@ -104,6 +106,9 @@ type runner struct {
 	plan *Plan
 	fig  Figures
 	m    *Mover
+	// after is the map the switch installs: the plan's, with the
+	// target's read floor.
+	after shardmap.Spec
 	// snap holds open, on the target, the transaction whose snapshot
 	// (exported as m.TargetSnapshot) saw the target at the cutover.
 	snap pgx.Tx
@@ -239,7 +244,7 @@ func (r *runner) copyAndCutover(ctx context.Context) error {
 		return err
 	}
 	for attempt := 1; ; attempt++ {
-		r.fig.Attempts = attempt
+		r.fig.Attempts++ // over resumes too
 		pause, err := r.cutover(ctx)
 		if err == nil {
 			r.fig.Pause = pause
@@ -283,16 +288,21 @@ func (r *runner) cutover(ctx context.Context) (time.Duration, error) {
 	}
 	// Every live proxy holds new writes to the slice and has seen the
 	// transactions that may have written it end.
+	var missing []string
 	for {
-		missing, err := env.Catalog.Unacked(cctx, version, env.Alive)
-		if err != nil {
-			return undo(err)
-		}
-		if len(missing) == 0 {
+		// Each poll has a deadline of its own: one cut short by the
+		// cutover's could not say which proxies were missing.
+		pctx, pcancel := context.WithTimeout(ctx, time.Second)
+		missing, err = env.Catalog.Unacked(pctx, version, env.Alive)
+		pcancel()
+		if err == nil && len(missing) == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			return undo(fmt.Errorf("proxies did not acknowledge the frozen map in time: %v", missing))
+			if err != nil {
+				return undo(fmt.Errorf("reading the proxies' acknowledgements: %w", err))
+			}
+			return undo(fmt.Errorf("proxies did not acknowledge the frozen map within --max-pause: %s", strings.Join(missing, ", ")))
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
@@ -304,6 +314,14 @@ func (r *runner) cutover(ctx context.Context) (time.Duration, error) {
 	if _, err := m.WaitCaughtUp(cctx); err != nil {
 		return undo(fmt.Errorf("waiting for the target to catch up: %w", err))
 	}
+	// Replicas of the target must replay past this before they serve the
+	// slice: a client's own write, replicated here, would be missed.
+	var floor string
+	if err := m.Target.QueryRow(cctx, "SELECT pg_current_wal_lsn()::text").Scan(&floor); err != nil {
+		return undo(fmt.Errorf("reading the target's WAL position: %w", err))
+	}
+	r.after = r.plan.After
+	r.after.ReadFloors = map[string]string{r.plan.To: floor}
 	// The target now holds exactly the fenced source's slice: keep a
 	// snapshot of it for Verify, which runs after writes resume.
 	if err := r.exportSnapshot(cctx); err != nil {
@@ -417,9 +435,9 @@ func (r *runner) dropSnapshot() {
 func (r *runner) switchOwner(ctx context.Context) error {
 	p := r.plan
 	if len(p.Range.Keys) > 0 {
-		_, err := r.env.Catalog.MoveKeys(ctx, p.After, p.Shards, p.Distribution, p.Range.Keys, p.To)
+		_, err := r.env.Catalog.MoveKeys(ctx, r.after, p.Shards, p.Distribution, p.Range.Keys, p.To)
 		return err
 	}
-	_, err := r.env.Catalog.SetSpec(ctx, p.After, p.Shards)
+	_, err := r.env.Catalog.SetSpec(ctx, r.after, p.Shards)
 	return err
 }

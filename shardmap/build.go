@@ -53,6 +53,19 @@ func Build(spec Spec, shards []string, version uint64, dir Directory) (*Map, err
 	if spec.DefaultShard != "" {
 		m.defaultShard = max(shardOf("default_shard", spec.DefaultShard), 0)
 	}
+	for name, text := range spec.ReadFloors {
+		i := shardOf("read_floors."+name, name)
+		lsn, ok := parseLSN(text)
+		if !ok {
+			bad("read_floors."+name, "expected a WAL position such as 16/B374D848, got %q", text)
+		}
+		if i >= 0 && ok {
+			if m.floors == nil {
+				m.floors = make([]uint64, len(shards))
+			}
+			m.floors[i] = lsn
+		}
+	}
 	seen := map[string]string{} // table -> path that declared it
 	claim := func(path, name string) (schema, table string, ok bool) {
 		schema, table, ok = splitName(name)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/bits"
+	"strconv"
 	"strings"
 )
 
@@ -21,6 +22,8 @@ type Map struct {
 	tables    map[string]*Table
 	reference map[string]bool
 	dir       Directory
+	// floors are Spec.ReadFloors by shard index.
+	floors []uint64
 }
 
 // Distribution is a group of co-located tables sharded on one kind of key.
@@ -352,4 +355,24 @@ func (m *Map) FrozenShards() map[int]bool {
 		}
 	}
 	return out
+}
+
+// ReadFloor returns the WAL position shard i's replicas must have
+// replayed to serve reads (0: none), from Spec.ReadFloors.
+func (m *Map) ReadFloor(i int) uint64 {
+	if i < len(m.floors) {
+		return m.floors[i]
+	}
+	return 0
+}
+
+// parseLSN reads PostgreSQL's text form of a WAL position, hi/lo in hex.
+func parseLSN(s string) (uint64, bool) {
+	hi, lo, ok := strings.Cut(s, "/")
+	if !ok {
+		return 0, false
+	}
+	h, err1 := strconv.ParseUint(hi, 16, 32)
+	l, err2 := strconv.ParseUint(lo, 16, 32)
+	return h<<32 | l, err1 == nil && err2 == nil
 }

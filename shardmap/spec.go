@@ -12,6 +12,11 @@ type Spec struct {
 	// ReferenceTables are copied on every shard, as "table" or
 	// "schema.table".
 	ReferenceTables []string `mapstructure:"reference_tables" yaml:"reference_tables,omitempty" json:"reference_tables,omitempty"`
+	// ReadFloors are, per shard name, a WAL position ("16/B374D848") the
+	// shard's replicas must have replayed before they serve reads: an
+	// online move sets the target's position at its switch, so that rows
+	// it brought are not missed by a read on a replica still behind.
+	ReadFloors map[string]string `mapstructure:"read_floors" yaml:"read_floors,omitempty" json:"read_floors,omitempty"`
 }
 
 // DistributionSpec is one distribution.
