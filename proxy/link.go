@@ -346,6 +346,16 @@ func (s *session) endPump(l *link) bool {
 // to pass it to the client, plus any proxy replies that follow it. Called
 // with mu held.
 func (s *session) onServerMessage(l *link, typ byte, body []byte) (forward bool, synth []byte) {
+	if typ == 'Z' && l.skipping {
+		// The server skipped, after an error, the extended-protocol
+		// messages up to the Sync this answers. Those the session queued
+		// after the pump saw the error are still here: without replies,
+		// they would make every later reply answer the wrong request.
+		for h := l.q.front(); h != nil && (h.isExtended() || h.kind == 0); h = l.q.front() {
+			s.forgetStmtLocked(l, h)
+			l.q.pop()
+		}
+	}
 	h := l.q.front()
 	hidden := h != nil && h.hidden
 	switch typ {
