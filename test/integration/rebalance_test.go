@@ -774,6 +774,12 @@ func TestRebalanceOnline(t *testing.T) {
 		n, longest, after := st.heldOver(from, to)
 		t.Logf("cutover %s to %s: %d slow writes (>= %s) overlapped it, the longest %s, the last ended %s after the switch",
 			from.Format("15:04:05.000"), to.Format("15:04:05.000"), n, slowWrite, longest.Round(time.Millisecond), after.Round(time.Millisecond))
+		// The move's pause is what the writes overlapping the cutover
+		// waited; a slow write elsewhere in the run is the shared
+		// machine's, and is only logged above.
+		if longest > 2*time.Second {
+			t.Errorf("a write overlapping the cutover took %s, want at most 2s (--max-pause 1s)", longest)
+		}
 	} else {
 		t.Errorf("no cutover in the move's log\n%s", mv.output())
 	}
@@ -785,9 +791,6 @@ func TestRebalanceOnline(t *testing.T) {
 		}
 	}
 	t.Logf("transactions served by the replicas: %s", strings.Join(replicaReads, ", "))
-	if st.maxWrite > 2*time.Second {
-		t.Errorf("longest write took %s, want at most 2s (--max-pause 1s)", st.maxWrite)
-	}
 	if fig.RowsCopied == 0 || fig.Deleted == 0 || !fig.Verified {
 		t.Errorf("figures %+v: want rows copied and deleted from the source, and verified", fig)
 	}
