@@ -1198,3 +1198,62 @@ func TestRebalanceReadYourWritesAcrossMove(t *testing.T) {
 		t.Errorf("after the move, %d of the client's %d reads of its own writes missed them, e.g. %v", len(stale), len(slice), stale[:min(5, len(stale))])
 	}
 }
+
+// kvDirDist is a directory distribution of kv: new keys go to s0.
+const kvDirDist = `    - name: kv
+      method: directory
+      key_type: bigint
+      tables: [{ name: kv, key: id }]
+      place: s0
+`
+
+// TestRebalanceDirectory moves a third of the keys of a directory
+// distribution from s0 to s1 under a light load: their directory entries
+// switch at the cutover, their rows move, the others stay.
+func TestRebalanceDirectory(t *testing.T) {
+	r := startRebalanceCluster(t, rbOptions{shards: 2, proxies: 1, dist: kvDirDist})
+	keys, initial := keyRange(0, 300, func(int64) bool { return true })
+	conn := connectDSN(t, r.proxyDSN(0))
+	for lo := int64(0); lo < 300; lo += 50 {
+		var vals []string
+		for k := lo; k < lo+50; k++ {
+			vals = append(vals, fmt.Sprintf("(%d, %d)", k, initial[k]))
+		}
+		if _, err := conn.Exec(ctxT(t), "INSERT INTO kv (id, v) VALUES "+strings.Join(vals, ", ")); err != nil {
+			t.Fatalf("preload: %v", err)
+		}
+	}
+	var moving []string
+	for k := int64(0); k < 300; k += 3 {
+		moving = append(moving, strconv.FormatInt(k, 10))
+	}
+	loadStart := time.Now()
+	load := r.startLoad(t, 4, keys, initial, 2*time.Millisecond)
+	time.Sleep(300 * time.Millisecond)
+	mv := r.start(t, "move", "--distribution", "kv", "--keys", strings.Join(moving, ","), "--to", "s1")
+	id := mv.id(t)
+	if code := mv.wait(t, 3*time.Minute); code != 0 {
+		t.Fatalf("rebalance move: exit %d\n%s", code, mv.output())
+	}
+	time.Sleep(300 * time.Millisecond)
+	want, unsure, st := load.finish()
+	logLoad(t, st, time.Since(loadStart))
+	if st.errors > 0 {
+		t.Errorf("%d client errors during the move", st.errors)
+	}
+	fig, _ := r.move(t, id)
+	t.Logf("move %d: %d rows copied, %d deleted, write pause %s, verified %v", id, fig.RowsCopied, fig.Deleted, fig.Pause, fig.Verified)
+	m := r.currentMap(t)
+	for _, k := range []int64{0, 1, 2, 3, 297, 298} {
+		wantShard := 0
+		if k%3 == 0 {
+			wantShard = 1
+		}
+		if o := owner(t, m, k); o != wantShard {
+			t.Errorf("key %d on s%d after the move, want s%d", k, o, wantShard)
+		}
+	}
+	r.checkContents(t, want, unsure)
+	r.checkNoLeftovers(t)
+	r.checkStatus(t, id, rebalance.PhaseDone)
+}
