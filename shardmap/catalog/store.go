@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/shardgate/shardgate/pool"
 	"github.com/shardgate/shardgate/shardmap"
 )
 
@@ -108,6 +109,12 @@ func Connect(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	// peer vanished without closing it.
 	s.listen.DialFunc = (&net.Dialer{KeepAliveConfig: net.KeepAliveConfig{
 		Enable: true, Idle: 5 * time.Second, Interval: 5 * time.Second, Count: 3}}).DialContext
+	// A pooled connection the server ended while it sat idle (a restart,
+	// an administrator) holds the FATAL unread: checking for it costs one
+	// non-blocking peek, and spares the next caller a 57P01.
+	cfg.PrepareConn = func(_ context.Context, c *pgx.Conn) (bool, error) {
+		return pool.Alive(c.PgConn().Conn()), nil
+	}
 	if s.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("catalog %s: %w", s.where, err)
 	}
