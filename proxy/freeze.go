@@ -141,8 +141,9 @@ func (s *Server) ackMap(m *shardmap.Map) {
 // one of shards (or a request running there). Called with mu held.
 func (ss *session) txOnShardsLocked(shards map[int]bool) bool {
 	// A replica link cannot write the frozen rows; a primary link can,
-	// even in a transaction that has only read so far.
-	if l := ss.link; l != nil && l.rw && shards[l.shard] && !(l.q.empty() && l.txStatus == 'I' && !l.openTx) {
+	// even in a transaction that has only read so far. Without host
+	// monitoring (host nil) every link is the primary's.
+	if l := ss.link; l != nil && (l.rw || l.host == nil) && shards[l.shard] && !(l.q.empty() && l.txStatus == 'I' && !l.openTx) {
 		return true
 	}
 	if d := ss.dtx; d != nil {
