@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"cmp"
 	"fmt"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -236,24 +238,10 @@ func nameOf(names []string, i int) string {
 	return strconv.Itoa(i)
 }
 
-// shardNames are the configured shards' names by index.
-func (s *Server) shardNames() []string {
-	o := s.o()
-	out := make([]string, len(o.Shards))
-	for i, sh := range o.Shards {
-		out[i] = sh.Name
-	}
-	return out
-}
-
 // sortedSessions returns the sessions by id.
 func (s *Server) sortedSessions() []*session {
 	all := s.allSessions()
-	for i := 1; i < len(all); i++ {
-		for j := i; j > 0 && all[j].id < all[j-1].id; j-- {
-			all[j], all[j-1] = all[j-1], all[j]
-		}
-	}
+	slices.SortFunc(all, func(a, b *session) int { return cmp.Compare(a.id, b.id) })
 	return all
 }
 

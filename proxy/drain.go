@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -128,8 +129,7 @@ func (ss *session) busyLocked() bool {
 	if ss.inRequest.Load() || ss.dtx != nil || ss.scattered != nil || ss.begin != nil {
 		return true
 	}
-	l := ss.link
-	return l != nil && !(l.q.empty() && l.txStatus == 'I' && !l.unsynced)
+	return ss.link != nil && !ss.link.quietLocked()
 }
 
 // midTransaction reports whether the session is inside a transaction (or
@@ -140,8 +140,7 @@ func (ss *session) midTransaction() bool {
 	if ss.dtx != nil || ss.scattered != nil || ss.begin != nil {
 		return true
 	}
-	l := ss.link
-	return l != nil && !(l.q.empty() && l.txStatus == 'I' && !l.unsynced && !l.openTx)
+	return ss.link != nil && !ss.link.quietLocked()
 }
 
 // closeIdle ends a session that is between transactions with a FATAL
@@ -357,21 +356,10 @@ func (s *Server) reload() ([]string, error) {
 	if len(changed) == 0 {
 		notes = append(notes, "RELOAD: nothing to apply")
 	} else {
-		notes = append(notes, "RELOAD: applied "+joinKeys(changed))
+		notes = append(notes, "RELOAD: applied "+strings.Join(changed, ", "))
 	}
 	if len(restart) > 0 {
-		notes = append(notes, "RELOAD: these keys changed but need a restart to take effect: "+joinKeys(restart))
+		notes = append(notes, "RELOAD: these keys changed but need a restart to take effect: "+strings.Join(restart, ", "))
 	}
 	return notes, nil
-}
-
-func joinKeys(keys []string) string {
-	out := ""
-	for i, k := range keys {
-		if i > 0 {
-			out += ", "
-		}
-		out += k
-	}
-	return out
 }

@@ -143,7 +143,7 @@ func (ss *session) txOnShardsLocked(shards map[int]bool) bool {
 	// A replica link cannot write the frozen rows; a primary link can,
 	// even in a transaction that has only read so far. Without host
 	// monitoring (host nil) every link is the primary's.
-	if l := ss.link; l != nil && (l.rw || l.host == nil) && shards[l.shard] && !(l.q.empty() && l.txStatus == 'I' && !l.openTx) {
+	if l := ss.link; l != nil && (l.rw || l.host == nil) && shards[l.shard] && !l.quietLocked() {
 		return true
 	}
 	if d := ss.dtx; d != nil {

@@ -189,7 +189,7 @@ func (s *session) attach(n need) (*link, error) {
 	}
 	st := stateOf(be, s.srv.o().PreparedCacheSize)
 	l := &link{be: be, st: st, w: be.Writer(), txStatus: 'I', q: queue{items: make([]pending, 0, 8)}, host: t.host, rw: t.rw, shard: t.shard,
-		ctr: s.srv.counters(be.Pool().Key())}
+		ctr: s.srv.countersOf(be)}
 	s.mu.Lock()
 	if s.retryableLocked(t) {
 		l.retry = &retryLog{outcome: make(chan bool, 1)}
@@ -211,6 +211,12 @@ func (s *session) attach(n need) (*link, error) {
 		l.beginSQL = begin.sql
 	}
 	return l, nil
+}
+
+// quietLocked reports whether the server owes the client nothing and no
+// transaction or extended-protocol batch is open on it.
+func (l *link) quietLocked() bool {
+	return l.q.empty() && l.txStatus == 'I' && !l.unsynced && !l.openTx
 }
 
 // idleLocked reports whether the server owes the client nothing and holds

@@ -150,10 +150,11 @@ func (s *session) route(n need) (*pool.Conn, target, error) {
 		s.waiting.Store(true)
 		be, err := s.srv.checkoutAlive(t.pool)
 		s.waiting.Store(false)
-		s.srv.noteWait(t.pool.Key(), t.shard, time.Since(start))
 		if err == nil {
+			s.srv.noteWait(s.srv.countersOf(be), t.shard, time.Since(start))
 			return be, t, nil
 		}
+		s.srv.noteWait(s.srv.counters(t.pool.Key()), t.shard, time.Since(start))
 		lastErr = err
 		topo := s.srv.o().Topology
 		var pe *pool.Error

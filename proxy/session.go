@@ -305,7 +305,7 @@ func (s *session) start(st *startup) error {
 	// the client is idle (notifications, a FATAL before it goes away)
 	// reaches the client at once.
 	s.mu.Lock()
-	s.link = &link{be: be, st: sst, w: be.Writer(), txStatus: 'I', host: t.host, rw: t.rw, ctr: s.srv.counters(p.Key())}
+	s.link = &link{be: be, st: sst, w: be.Writer(), txStatus: 'I', host: t.host, rw: t.rw, ctr: s.srv.countersOf(be)}
 	s.startPump(s.link)
 	s.mu.Unlock()
 	return nil

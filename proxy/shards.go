@@ -475,12 +475,15 @@ func (s *session) crossShardLocked(l *link, n need) error {
 }
 
 // shardNames names the shards by index.
-func (s *session) shardNames() []string {
-	if sc := s.srv.schema.Load(); sc != nil {
+func (s *session) shardNames() []string { return s.srv.shardNames() }
+
+// shardNames names the shards by index: the map's, else the configured.
+func (s *Server) shardNames() []string {
+	if sc := s.schema.Load(); sc != nil {
 		return sc.m.Shards()
 	}
-	names := make([]string, len(s.srv.o().Shards))
-	for i, sh := range s.srv.o().Shards {
+	names := make([]string, len(s.o().Shards))
+	for i, sh := range s.o().Shards {
 		names[i] = sh.Name
 	}
 	return names

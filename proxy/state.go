@@ -57,6 +57,18 @@ type serverState struct {
 	// unnamed is the client statement last parsed as the server's unnamed
 	// statement, or nil if unknown.
 	unnamed *stmt
+	// ctr are the counters of the connection's pool, found once per
+	// connection rather than per checkout.
+	ctr *poolCounters
+}
+
+// countersOf returns the counters of be's pool, cached in its state.
+func (s *Server) countersOf(be *pool.Conn) *poolCounters {
+	st := stateOf(be, s.o().PreparedCacheSize)
+	if st.ctr == nil {
+		st.ctr = s.counters(be.Pool().Key())
+	}
+	return st.ctr
 }
 
 func stateOf(be *pool.Conn, cacheSize int) *serverState {

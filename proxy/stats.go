@@ -113,8 +113,8 @@ func roleName(rw bool) string {
 }
 
 // noteWait records the time a request waited for a server connection.
-func (s *Server) noteWait(k pool.Key, shard int, d time.Duration) {
-	s.counters(k).waitNanos.Add(int64(d))
+func (s *Server) noteWait(c *poolCounters, shard int, d time.Duration) {
+	c.waitNanos.Add(int64(d))
 	if ob := s.o().Observer; ob != nil {
 		ob.ObserveCheckoutWait(shard, d)
 	}

@@ -72,7 +72,6 @@ func TestFrozenRangeHoldsWrites(t *testing.T) {
 	if _, err := admin.Exec(ctx, "CREATE TABLE users (id bigint PRIMARY KEY, v int)"); err != nil {
 		t.Fatal(err)
 	}
-	d := build(freezeSpec("s1", false), 1).Distribution("users")
 	upper := func(from int64) int64 { // a key in the upper half (s1)
 		for k := from; ; k++ {
 			if shardmap.HashInt(k) >= 0 {
@@ -85,7 +84,6 @@ func TestFrozenRangeHoldsWrites(t *testing.T) {
 		lowerKey++
 	}
 	frozenKey, openKey := upper(1), upper(upper(1)+1)
-	_ = d
 
 	if !eventually(t, time.Second, func() bool { return acks.has(1) }) {
 		t.Fatal("the first map was never acknowledged")
