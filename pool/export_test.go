@@ -1,0 +1,4 @@
+package pool
+
+// DialConfig exposes dialConfig to the external tests.
+var DialConfig = dialConfig
