@@ -114,7 +114,7 @@ func (t *Topology) check(h *Host, conn *pgconn.PgConn) *pgconn.PgConn {
 			err = errors.New("Connect returned no connection")
 		}
 		if err != nil {
-			if h.ctx.Err() == nil {
+			if h.ctx.Err() == nil && !t.graceSlow(h, err) {
 				t.failed(h, err)
 			}
 			return nil
@@ -124,13 +124,40 @@ func (t *Topology) check(h *Host, conn *pgconn.PgConn) *pgconn.PgConn {
 	res, err := poll(h.ctx, conn, o.Timeout)
 	if err != nil {
 		closeConn(conn)
-		if h.ctx.Err() == nil {
+		if h.ctx.Err() == nil && !t.graceSlow(h, err) {
 			t.failed(h, err)
 		}
 		return nil
 	}
 	t.answered(h, gen, res)
 	return conn
+}
+
+// slowPollGrace is how many timed-out checks in a row an up host is
+// forgiven before it is taken out. On a saturated machine a check can
+// miss its timeout while the host serves its clients well: banning it
+// then fails every client of the shard (a primary alone has no stand-in)
+// over a hiccup. A host that refuses connections or errors is taken out
+// at once; one that hangs, one check later.
+const slowPollGrace = 1
+
+// graceSlow reports whether a check's failure is a timeout the host is
+// forgiven; the next check, on a fresh connection, comes one Interval
+// later.
+func (t *Topology) graceSlow(h *Host, err error) bool {
+	if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
+	}
+	h.mu.Lock()
+	forgive := h.st.Load()&healthMask == healthUp && h.slowPolls < slowPollGrace
+	if forgive {
+		h.slowPolls++
+	}
+	h.mu.Unlock()
+	if forgive {
+		h.log.Warn("shardgate: host slow to answer its health check; checking again before taking it out", "err", briefError(err, t.opts().Timeout))
+	}
+	return forgive
 }
 
 func poll(ctx context.Context, conn *pgconn.PgConn, timeout time.Duration) (pollResult, error) {
@@ -200,7 +227,7 @@ func (t *Topology) answered(h *Host, gen uint64, res pollResult) {
 	old := h.st.Load()
 	wasBanned := old&healthMask == healthBanned
 	downFor := now.Sub(h.bannedAt)
-	h.failures, h.lastErr, h.bannedAt, h.bannedUntil = 0, "", time.Time{}, time.Time{}
+	h.failures, h.lastErr, h.bannedAt, h.bannedUntil, h.slowPolls = 0, "", time.Time{}, time.Time{}, 0
 	h.polled = now
 	h.lsn.Store(uint64(res.lsn))
 	if role == RolePrimary {

@@ -190,6 +190,7 @@ type Host struct {
 	mu          sync.Mutex
 	checked     bool      // a first check has completed (for Ready)
 	failures    int       // consecutive
+	slowPolls   int       // consecutive timeouts of an up host (see slowPollGrace)
 	bannedAt    time.Time // start of the current ban
 	bannedUntil time.Time // no attempt before this
 	lastErr     string

@@ -58,8 +58,10 @@ func startTopology(t testing.TB, o pool.TopologyOptions) *pool.Topology {
 	if o.BanMin == 0 {
 		o.BanMin, o.BanMax = 100*time.Millisecond, 400*time.Millisecond
 	}
-	// Generous, so that a loaded machine does not make hosts look down.
-	o.Timeout = 5 * time.Second
+	if o.Timeout == 0 {
+		// Generous, so that a loaded machine does not make hosts look down.
+		o.Timeout = 5 * time.Second
+	}
 	o.Logger = slog.New(slog.NewTextHandler(logWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	tp := pool.NewTopology(o)
 	tp.Start()
