@@ -11,7 +11,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/shardgate/shardgate/pool"
-	"github.com/shardgate/shardgate/test/cluster"
 )
 
 // slowWriteConn returns from each Write only a while after the bytes went
@@ -68,13 +67,7 @@ func readFull(nc net.Conn, b []byte) (int, error) {
 // socket and swallows that reply (the subtest "plain hijack" shows it
 // does), and the client waits forever.
 func TestDialAfterSlowWrite(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts PostgreSQL")
-	}
-	c := cluster.ForTest(t, cluster.Options{
-		Users:     []cluster.User{{Name: "app", Password: "app"}},
-		Databases: []cluster.Database{{Name: "app", Owner: "app"}},
-	})
+	c := appCluster(t, 0)
 	config := func(t *testing.T) *pgconn.Config {
 		cfg, err := pool.ConnConfig(c.Shards[0].Primary.Addr(), "app", "app", "app", nil, false)
 		if err != nil {

@@ -13,13 +13,7 @@ import (
 // TestPool exercises one pool against a real server: checkout and reuse,
 // the checkout timeout, min idle, idle timeout and max lifetime.
 func TestPool(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts PostgreSQL")
-	}
-	c := cluster.ForTest(t, cluster.Options{
-		Users:     []cluster.User{{Name: "app", Password: "app"}},
-		Databases: []cluster.Database{{Name: "app", Owner: "app"}},
-	})
+	c := appCluster(t, 0)
 	key := pool.Key{Addr: c.Shards[0].Primary.Addr(), User: "app", Database: "app"}
 	ctx := context.Background()
 
@@ -166,5 +160,20 @@ func TestPool(t *testing.T) {
 		if !errors.As(err, &pe) || pe.SQLState() != "08006" {
 			t.Fatalf("got %v", err)
 		}
+	})
+}
+
+// appCluster starts one shard with the given number of replicas, with
+// login role app (password app) owning database app; -short skips the
+// test instead.
+func appCluster(t *testing.T, replicas int) *cluster.Cluster {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts PostgreSQL")
+	}
+	return cluster.ForTest(t, cluster.Options{
+		Replicas:  replicas,
+		Users:     []cluster.User{{Name: "app", Password: "app"}},
+		Databases: []cluster.Database{{Name: "app", Owner: "app"}},
 	})
 }

@@ -14,14 +14,7 @@ import (
 // reload and an operator do: hosts added and removed, replicas banned and
 // unbanned, MaxLag changed.
 func TestTopologyReload(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts PostgreSQL")
-	}
-	c := cluster.ForTest(t, cluster.Options{
-		Replicas:  2,
-		Users:     []cluster.User{{Name: "app", Password: "app"}},
-		Databases: []cluster.Database{{Name: "app", Owner: "app"}},
-	})
+	c := appCluster(t, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	p, r1, r2 := c.Shards[0].Primary, c.Shards[0].Replicas[0], c.Shards[0].Replicas[1]

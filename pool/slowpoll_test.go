@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/shardgate/shardgate/pool"
-	"github.com/shardgate/shardgate/test/cluster"
 )
 
 // TestSlowHealthCheck: a host whose health check times out once, while
@@ -20,13 +19,7 @@ import (
 // accepting them is taken out at the next check. The second half shows
 // the test sees a ban when there is one.
 func TestSlowHealthCheck(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts PostgreSQL")
-	}
-	c := cluster.ForTest(t, cluster.Options{
-		Users:     []cluster.User{{Name: "app", Password: "app"}},
-		Databases: []cluster.Database{{Name: "app", Owner: "app"}},
-	})
+	c := appCluster(t, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	p := c.Shards[0].Primary

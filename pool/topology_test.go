@@ -124,14 +124,7 @@ func must(t testing.TB, err error) {
 // read-your-writes, lag, bans and crashes. Subtests share the cluster and
 // leave it as they found it: every replica streaming and replaying.
 func TestTopology(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts PostgreSQL")
-	}
-	c := cluster.ForTest(t, cluster.Options{
-		Replicas:  2,
-		Users:     []cluster.User{{Name: "app", Password: "app"}},
-		Databases: []cluster.Database{{Name: "app", Owner: "app"}},
-	})
+	c := appCluster(t, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	p, r1, r2 := c.Shards[0].Primary, c.Shards[0].Replicas[0], c.Shards[0].Replicas[1]
@@ -408,14 +401,7 @@ func TestTopology(t *testing.T) {
 // TestTopologyFailover stops the primary, promotes the replica, then brings
 // the old primary back un-demoted.
 func TestTopologyFailover(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts PostgreSQL")
-	}
-	c := cluster.ForTest(t, cluster.Options{
-		Replicas:  1,
-		Users:     []cluster.User{{Name: "app", Password: "app"}},
-		Databases: []cluster.Database{{Name: "app", Owner: "app"}},
-	})
+	c := appCluster(t, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	p, r := c.Shards[0].Primary, c.Shards[0].Replicas[0]
