@@ -23,7 +23,7 @@ func TestSlowHealthCheck(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	p := c.Shards[0].Primary
-	tp := newTopology(t, c, pool.TopologyOptions{Interval: 50 * time.Millisecond, Timeout: 300 * time.Millisecond}, nil)
+	tp := newTopology(t, c, pool.TopologyOptions{Interval: 50 * time.Millisecond, Timeout: time.Second}, nil)
 	waitFor(t, 5*time.Second, "primary up", func() bool { return status(t, tp, p.Addr()).State == "up" })
 
 	// stop freezes processes with SIGSTOP until the returned func or the
@@ -77,9 +77,9 @@ func TestSlowHealthCheck(t *testing.T) {
 		// The frozen backend misses one check's timeout; the next check
 		// connects afresh and gets its answer.
 		resume := stop(t, monitorBackend(t))
-		states := watch(500 * time.Millisecond)
+		states := watch(1500 * time.Millisecond)
 		resume()
-		states2 := watch(500 * time.Millisecond)
+		states2 := watch(time.Second)
 		if states["banned"] || states2["banned"] || !states2["up"] {
 			t.Fatalf("states seen: %v then %v, want up throughout", states, states2)
 		}
@@ -95,7 +95,7 @@ func TestSlowHealthCheck(t *testing.T) {
 			t.Fatal(err)
 		}
 		resume := stop(t, monitorBackend(t), postmaster)
-		waitFor(t, 3*time.Second, "primary banned", func() bool { return status(t, tp, p.Addr()).State == "banned" })
+		waitFor(t, 6*time.Second, "primary banned", func() bool { return status(t, tp, p.Addr()).State == "banned" })
 		resume()
 		waitFor(t, 5*time.Second, "primary up again", func() bool { return status(t, tp, p.Addr()).State == "up" })
 	})
