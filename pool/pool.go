@@ -320,6 +320,30 @@ func (p *Pool) put(c *Conn) {
 	p.mu.Unlock()
 }
 
+// Warm opens connections in the background until the pool holds n (at
+// most its size), counting those open, being opened and checked out: a
+// burst of checkouts expected soon, such as the writes a move's switch
+// is about to send to a shard, then finds them ready instead of all
+// connecting at once. Dial errors are only counted, as in reap.
+func (p *Pool) Warm(n int) {
+	p.mu.Lock()
+	want := 0
+	if !p.closed {
+		want = min(n, p.opts.Load().Size) - p.open
+	}
+	if want > 0 {
+		p.open += want
+	}
+	p.mu.Unlock()
+	for range want {
+		go func() {
+			if c, err := p.dial(context.Background()); err == nil {
+				p.put(c)
+			}
+		}()
+	}
+}
+
 // Discard closes a connection that cannot be reused (broken, or in an
 // unknown state) and frees its slot.
 func (p *Pool) Discard(c *Conn) {

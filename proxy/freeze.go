@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shardgate/shardgate/pool"
 	"github.com/shardgate/shardgate/router"
 	"github.com/shardgate/shardgate/shardmap"
 )
@@ -154,4 +155,62 @@ func (ss *session) txOnShardsLocked(shards map[int]bool) bool {
 		}
 	}
 	return ss.scattered != nil || ss.distEnding > 0
+}
+
+// primaryAddr returns the address of shard i's primary, and whether its
+// pools are keyed read-write (they are when a topology tells primaries
+// from replicas, see route).
+func (s *Server) primaryAddr(i int) (addr string, rw bool, ok bool) {
+	o := s.o()
+	if o.Topology == nil {
+		if i < 0 || i >= len(o.Shards) {
+			return "", false, false
+		}
+		return o.Shards[i].Primary, false, true
+	}
+	h, err := o.Topology.Primary(i)
+	if err != nil {
+		return "", false, false
+	}
+	return h.Addr(), true, true
+}
+
+// prewarm opens connections to the primaries a frozen map's move is
+// about to send the frozen writes to: for each user and database, as
+// many as are open to the primaries of the frozen shards. Without them
+// every held write would connect at its switch, all at once, and the
+// client-seen pause would outlast the move's own.
+func (s *Server) prewarm(m *shardmap.Map) {
+	o := s.o()
+	type userDB struct {
+		user, db string
+		rw       bool
+	}
+	sources := map[string]bool{}
+	for i := range m.FrozenShards() {
+		if addr, _, ok := s.primaryAddr(i); ok {
+			sources[addr] = true
+		}
+	}
+	want := map[userDB]int{}
+	for _, p := range o.Pools.All() {
+		if k := p.Key(); sources[k.Addr] {
+			want[userDB{k.User, k.Database, k.ReadWrite}] += p.Stats().Open
+		}
+	}
+	passwords := map[string]string{}
+	for _, u := range o.Users {
+		passwords[u.ServerUser] = u.ServerPassword
+	}
+	for _, t := range m.MoveTargets() {
+		addr, rw, ok := s.primaryAddr(t)
+		if !ok {
+			continue
+		}
+		for k, n := range want {
+			if k.rw == rw && n > 0 {
+				o.Pools.Get(pool.Key{Addr: addr, User: k.user, Database: k.db, ReadWrite: rw}, passwords[k.user]).Warm(n)
+			}
+		}
+	}
 }

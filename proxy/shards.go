@@ -52,6 +52,9 @@ func (s *Server) SetShardMap(m *shardmap.Map) {
 	}
 	s.mapChanged()
 	if m != nil {
+		if m.Frozen() && len(m.MoveTargets()) > 0 {
+			s.prewarm(m)
+		}
 		s.ackMap(m)
 	}
 }

@@ -158,6 +158,7 @@ func NewPlan(spec shardmap.Spec, shards []string, req Request) (*Plan, error) {
 		}
 	}
 	p.Before, p.Frozen, p.After = withDist(spec, di, before), withDist(spec, di, frozen), withDist(spec, di, after)
+	p.Frozen.MoveTargets = []string{req.To}
 	for _, s := range []shardmap.Spec{p.Before, p.Frozen, p.After} {
 		if _, err := shardmap.Build(s, shards, 1, nil); err != nil {
 			return nil, fmt.Errorf("planned map does not build: %w", err)
@@ -170,6 +171,7 @@ func withDist(spec shardmap.Spec, i int, d shardmap.DistributionSpec) shardmap.S
 	out := spec
 	out.Distributions = slices.Clone(spec.Distributions)
 	out.Distributions[i] = d
+	out.MoveTargets = nil // only the frozen map has them, set by the caller
 	return out
 }
 
@@ -311,7 +313,9 @@ func directoryPlan(p *Plan, spec shardmap.Spec, di int, d *shardmap.Distribution
 	frozen := spec.Distributions[di]
 	frozen.FrozenKeys = keys
 	p.Before, p.After = spec, spec
+	p.Before.MoveTargets, p.After.MoveTargets = nil, nil
 	p.Frozen = withDist(spec, di, frozen)
+	p.Frozen.MoveTargets = []string{req.To}
 	if _, err := shardmap.Build(p.Frozen, p.Shards, 1, nil); err != nil {
 		return nil, fmt.Errorf("planned map does not build: %w", err)
 	}

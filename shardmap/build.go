@@ -66,6 +66,11 @@ func Build(spec Spec, shards []string, version uint64, dir Directory) (*Map, err
 			m.floors[i] = lsn
 		}
 	}
+	for i, name := range spec.MoveTargets {
+		if j := shardOf(fmt.Sprintf("move_targets[%d]", i), name); j >= 0 {
+			m.targets = append(m.targets, j)
+		}
+	}
 	seen := map[string]string{} // table -> path that declared it
 	claim := func(path, name string) (schema, table string, ok bool) {
 		schema, table, ok = splitName(name)

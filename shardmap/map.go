@@ -24,6 +24,8 @@ type Map struct {
 	dir       Directory
 	// floors are Spec.ReadFloors by shard index.
 	floors []uint64
+	// targets are Spec.MoveTargets as shard indexes.
+	targets []int
 }
 
 // Distribution is a group of co-located tables sharded on one kind of key.
@@ -365,6 +367,10 @@ func (m *Map) ReadFloor(i int) uint64 {
 	}
 	return 0
 }
+
+// MoveTargets returns the shards a move in its cutover is about to send
+// the frozen writes to (Spec.MoveTargets), by index.
+func (m *Map) MoveTargets() []int { return m.targets }
 
 // parseLSN reads PostgreSQL's text form of a WAL position, hi/lo in hex.
 func parseLSN(s string) (uint64, bool) {

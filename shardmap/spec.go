@@ -17,6 +17,10 @@ type Spec struct {
 	// online move sets the target's position at its switch, so that rows
 	// it brought are not missed by a read on a replica still behind.
 	ReadFloors map[string]string `mapstructure:"read_floors" yaml:"read_floors,omitempty" json:"read_floors,omitempty"`
+	// MoveTargets, in a frozen map, name the shards the move's switch is
+	// about to send the frozen writes to: proxies open connections to
+	// them meanwhile, so that the held writes do not all connect at once.
+	MoveTargets []string `mapstructure:"move_targets" yaml:"move_targets,omitempty" json:"move_targets,omitempty"`
 }
 
 // DistributionSpec is one distribution.

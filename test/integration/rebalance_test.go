@@ -957,10 +957,36 @@ func TestRebalanceCutoverTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The proxy's connections to shard i's primary.
+	appConns := func(i int) int {
+		v, err := r.c.Shards[i].Primary.QueryString(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE usename = 'app' AND backend_type = 'client backend' AND application_name <> 'shardgate monitor'`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := strconv.Atoi(v)
+		return n
+	}
+	// The target, s2, owns no key yet (a connection or two from the
+	// preload's COPY may be idle in its pool).
+	before := appConns(2)
 	mv := r.start(t, "move", "--distribution", "kv", "--from", "s0", "--to", "s2", "--attempts", "2", "--max-pause", "300ms")
 	id := mv.id(t)
 	if !eventually(t, time.Minute, func() bool { return r.frozen(ctx) }) {
 		t.Fatalf("the map was never frozen\n%s", mv.output())
+	}
+	// While the map is frozen, the proxy opens as many connections to the
+	// target as it has to the source, for the writes the switch would
+	// send there (Server.prewarm); one less, for connections coming and
+	// going meanwhile.
+	var toSource, toTarget int
+	if !eventually(t, 5*time.Second, func() bool {
+		toSource, toTarget = appConns(0), appConns(2)
+		return toTarget >= toSource-1
+	}) {
+		t.Errorf("while the map was frozen the proxy had %d connections to the source and %d to the target (%d before the move)", toSource, toTarget, before)
+	} else {
+		t.Logf("connections to the target: %d before the move, %d while the map is frozen (%d to the source)", before, toTarget, toSource)
 	}
 	// Lock the target's table and the move's marker table on it: the
 	// apply worker stops at the first change to either, and the marker
