@@ -20,7 +20,7 @@
 //     Each request is queued (queue.go) and written to the server attached
 //     by acquire, which checks one out when none is attached and first
 //     replays the client's settings on it.
-//  6. A pump goroutine per attached server (link.go) relays responses to
+//  6. A pump goroutine per attached server (pump.go) relays responses to
 //     the client, consuming the queue: it hides the proxy's own requests'
 //     responses, inserts replies the proxy makes itself in their place, and
 //     applies SET effects when transactions end. In transaction and
