@@ -76,12 +76,19 @@ func TestSlowHealthCheck(t *testing.T) {
 	t.Run("one slow check is forgiven", func(t *testing.T) {
 		// The frozen backend misses one check's timeout; the next check
 		// connects afresh and gets its answer.
-		resume := stop(t, monitorBackend(t))
+		frozen := monitorBackend(t)
+		resume := stop(t, frozen)
 		states := watch(1500 * time.Millisecond)
 		resume()
 		states2 := watch(time.Second)
 		if states["banned"] || states2["banned"] || !states2["up"] {
 			t.Fatalf("states seen: %v then %v, want up throughout", states, states2)
+		}
+		// The check did time out: the monitor gave up the frozen backend's
+		// connection and polls on another one.
+		other, err := p.QueryString(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'shardgate monitor' AND pid <> $1", frozen)
+		if err != nil || other == "0" {
+			t.Fatalf("the monitor still polls on the frozen backend only (%v): no check timed out", err)
 		}
 	})
 
