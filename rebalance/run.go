@@ -46,7 +46,7 @@ type Env struct {
 	// subscriptions, to a shard's primary in the moved tables' database;
 	// DSN is the connection string a target server uses to reach it.
 	Connect func(ctx context.Context, shard string) (*pgx.Conn, error)
-	DSN     func(shard string) string
+	DSN     func(shard string) (string, error)
 	// MaxPause bounds the write pause of one cutover attempt; Attempts
 	// bounds the attempts before the move stops (and can be resumed).
 	MaxPause time.Duration
@@ -57,8 +57,6 @@ type Env struct {
 	// Progress, when set, is told the figures as they change.
 	Progress func(Figures)
 	Log      *slog.Logger
-	// DryRun plans and checks, and changes nothing.
-	DryRun bool
 }
 
 // Start records a new move for plan and returns its id.
@@ -96,7 +94,13 @@ func (r *runner) mover(ctx context.Context) (*Mover, error) {
 		src.Close(ctx)
 		return nil, fmt.Errorf("target shard %s: %w", r.plan.To, err)
 	}
-	return &Mover{Source: src, Target: dst, SourceDSN: r.env.DSN(r.plan.From), Job: fmt.Sprintf("m%d", r.id),
+	dsn, err := r.env.DSN(r.plan.From)
+	if err != nil {
+		src.Close(ctx)
+		dst.Close(ctx)
+		return nil, fmt.Errorf("source shard %s: %w", r.plan.From, err)
+	}
+	return &Mover{Source: src, Target: dst, SourceDSN: dsn, Job: fmt.Sprintf("m%d", r.id),
 		Tables: r.plan.Tables, Range: r.plan.Range, TargetShard: r.plan.To}, nil
 }
 
@@ -131,22 +135,22 @@ func (r *runner) record(ctx context.Context, phase string, err error) {
 // owner reads which shard owns the slice in the catalog's map now: the
 // truth about whether the cutover happened, whatever the move's record
 // says (the tool may have died between the two writes).
-func (r *runner) owner(ctx context.Context) (string, bool, error) {
+func (r *runner) owner(ctx context.Context) (string, error) {
 	if keys := r.plan.Range.Keys; len(keys) > 0 {
 		owners, err := r.env.Catalog.KeyOwners(ctx, r.plan.Distribution, keys)
 		if err != nil {
-			return "", false, err
+			return "", err
 		}
 		for _, k := range keys {
 			if owners[k] != r.plan.To {
-				return r.plan.From, false, nil
+				return r.plan.From, nil
 			}
 		}
-		return r.plan.To, false, nil
+		return r.plan.To, nil
 	}
 	snap, err := r.env.Catalog.Snapshot(ctx)
 	if err != nil {
-		return "", false, err
+		return "", err
 	}
 	for _, d := range snap.Spec.Distributions {
 		if d.Name != r.plan.Distribution {
@@ -154,11 +158,11 @@ func (r *runner) owner(ctx context.Context) (string, bool, error) {
 		}
 		for _, rs := range d.Ranges {
 			if rs.Lo == r.plan.Range.Lo && rs.Hi == r.plan.Range.Hi {
-				return rs.Shard, rs.Frozen, nil
+				return rs.Shard, nil
 			}
 		}
 	}
-	return "", false, nil
+	return "", nil
 }
 
 // Run runs (or resumes) move id to its end: copy and catch up, cut over,
@@ -174,12 +178,12 @@ func Run(ctx context.Context, env *Env, id int64) error {
 	}
 	defer r.m.Source.Close(context.Background())
 	defer r.m.Target.Close(context.Background())
-	owner, _, err := r.owner(ctx)
+	owner, err := r.owner(ctx)
 	if err != nil {
 		return err
 	}
 	if owner != plan.To {
-		if err := r.copyAndCutover(ctx); err != nil {
+		if err := r.copyAndCutover(ctx, owner); err != nil {
 			r.record(context.Background(), PhaseFailed, err)
 			return err
 		}
@@ -191,13 +195,14 @@ func Run(ctx context.Context, env *Env, id int64) error {
 	return nil
 }
 
-func (r *runner) copyAndCutover(ctx context.Context) error {
+// copyAndCutover copies the slice and switches its owner; owner is the
+// slice's owner in the map now, "" when the map has no range of its own
+// for it yet.
+func (r *runner) copyAndCutover(ctx context.Context, owner string) error {
 	env, m := r.env, r.m
 	// Make sure the map has the slice as a range of its own before
 	// anything: proxies must be able to freeze exactly it.
-	if owner, _, err := r.owner(ctx); err != nil {
-		return err
-	} else if owner == "" {
+	if owner == "" {
 		if _, err := env.Catalog.SetSpec(ctx, r.plan.Before, r.plan.Shards); err != nil {
 			return err
 		}
@@ -230,10 +235,8 @@ func (r *runner) copyAndCutover(ctx context.Context) error {
 		if pr.Synced() && pr.LagBytes < 1<<20 {
 			break
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(500 * time.Millisecond):
+		if err := sleep(ctx, 500*time.Millisecond); err != nil {
+			return err
 		}
 	}
 	if _, err := m.WaitCaughtUp(ctx); err != nil {
@@ -256,10 +259,8 @@ func (r *runner) copyAndCutover(ctx context.Context) error {
 		if attempt >= max(env.Attempts, 1) || ctx.Err() != nil {
 			return fmt.Errorf("cutover did not finish within --max-pause %s in %d attempts: %w", env.MaxPause, attempt, err)
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
+		if err := sleep(ctx, time.Second); err != nil {
+			return err
 		}
 	}
 }
@@ -377,7 +378,7 @@ func Abort(ctx context.Context, env *Env, id int64) error {
 		return err
 	}
 	r := &runner{env: env, id: id, plan: plan, fig: fig}
-	owner, _, err := r.owner(ctx)
+	owner, err := r.owner(ctx)
 	if err != nil {
 		return err
 	}

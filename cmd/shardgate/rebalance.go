@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -92,13 +93,13 @@ func rebalanceCmd(args []string, stdout, stderr io.Writer) int {
 	sh := &shardConns{cfg: cfg, user: *user, password: *password, database: *database}
 	env := &rebalance.Env{
 		Catalog: store, Connect: sh.connect, DSN: sh.dsn, MaxPause: *maxPause, Attempts: *attempts,
-		Alive: 3 * catalog.HeartbeatInterval, Log: log, DryRun: *dryRun,
+		Alive: 3 * catalog.HeartbeatInterval, Log: log,
 	}
 	req := rebalance.Request{Distribution: *dist, To: *to, From: *from, Lo: *lo, Hi: *hi, Keys: *keys}
 	var code int
 	switch sub {
 	case "plan", "move":
-		code = rebalancePlanMove(ctx, env, req, sub == "move", stdout, stderr)
+		code = rebalancePlanMove(ctx, env, req, sub == "move", *dryRun, stdout, stderr)
 	case "status":
 		code = rebalanceStatus(ctx, store, fs.Args(), stdout, stderr)
 	case "verify":
@@ -145,7 +146,7 @@ func moveID(args []string) (int64, error) {
 	return id, nil
 }
 
-func rebalancePlanMove(ctx context.Context, env *rebalance.Env, req rebalance.Request, move bool, stdout, stderr io.Writer) int {
+func rebalancePlanMove(ctx context.Context, env *rebalance.Env, req rebalance.Request, move, dryRun bool, stdout, stderr io.Writer) int {
 	if req.Distribution == "" || req.To == "" {
 		fmt.Fprintln(stderr, "shardgate rebalance: --distribution and --to are required")
 		return 2
@@ -182,7 +183,7 @@ func rebalancePlanMove(ctx context.Context, env *rebalance.Env, req rebalance.Re
 	} else {
 		fmt.Fprintln(stdout, "  (no estimate:", err, ")")
 	}
-	if !move || env.DryRun {
+	if !move || dryRun {
 		if move {
 			fmt.Fprintln(stdout, "dry run: nothing changed")
 		}
@@ -298,6 +299,30 @@ func progressLine(f rebalance.Figures) string {
 type shardConns struct {
 	cfg                      *config.Config
 	user, password, database string
+	// primaries caches each shard's primary address once probed: one
+	// move connects to the same shards several times.
+	mu        sync.Mutex
+	primaries map[string]string
+}
+
+func (s *shardConns) cached(shard string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	addr, ok := s.primaries[shard]
+	return addr, ok
+}
+
+func (s *shardConns) remember(shard, addr string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if addr == "" {
+		s.remember(shard, "")
+		return
+	}
+	if s.primaries == nil {
+		s.primaries = map[string]string{}
+	}
+	s.primaries[shard] = addr
 }
 
 func (s *shardConns) dsnFor(addr string) string {
@@ -316,6 +341,9 @@ func quoteDSN(v string) string {
 // primary finds the shard's primary among its configured hosts: the one
 // not in recovery.
 func (s *shardConns) primary(ctx context.Context, shard string) (string, error) {
+	if addr, ok := s.cached(shard); ok {
+		return addr, nil
+	}
 	for _, sh := range s.cfg.Shards {
 		if sh.Name != shard {
 			continue
@@ -331,6 +359,7 @@ func (s *shardConns) primary(ctx context.Context, shard string) (string, error) 
 			err = c.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&rec)
 			c.Close(ctx)
 			if err == nil && !rec {
+				s.remember(shard, h.Addr)
 				return h.Addr, nil
 			}
 			lastErr = err
@@ -345,13 +374,22 @@ func (s *shardConns) connect(ctx context.Context, shard string) (*pgx.Conn, erro
 	if err != nil {
 		return nil, err
 	}
-	return pgx.Connect(ctx, s.dsnFor(addr))
+	c, err := pgx.Connect(ctx, s.dsnFor(addr))
+	if err != nil {
+		// The primary may have moved since it was probed: probe again.
+		delete(s.primaries, shard)
+		if addr, err = s.primary(ctx, shard); err != nil {
+			return nil, err
+		}
+		return pgx.Connect(ctx, s.dsnFor(addr))
+	}
+	return c, err
 }
 
-func (s *shardConns) dsn(shard string) string {
+func (s *shardConns) dsn(shard string) (string, error) {
 	addr, err := s.primary(context.Background(), shard)
 	if err != nil {
-		return ""
+		return "", err
 	}
-	return s.dsnFor(addr)
+	return s.dsnFor(addr), nil
 }
