@@ -178,7 +178,12 @@ func (e *testEnv) testCopyThroughput(t *testing.T) {
 	t.Logf("loaded %d rows (%d MB, %d bytes a row) in %v", rows, size>>20, size/int64(rows), time.Since(start).Round(time.Millisecond))
 	// All but one hash value, so that the filter is computed for every row.
 	all := rebalance.Range{Method: shardmap.MethodHash, KeyType: "bigint", Lo: "-9223372036854775807"}
-	m := p.mover("m5", all, rebalance.Table{Name: "wide", Key: "id"})
+	wide := rebalance.Table{Name: "wide", Key: "id"}
+	inRange, err := rebalance.RowsIn(ctx, p.src, wide, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := p.mover("m5", all, wide)
 	if err := m.EnsureSchema(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -192,6 +197,9 @@ func (e *testEnv) testCopyThroughput(t *testing.T) {
 	took := time.Since(start)
 	copied := queryInt(t, p.dst, "SELECT count(*) FROM wide")
 	fmt.Printf("rebalance: copied %d rows in %v: %.0f rows/s\n", copied, took.Round(time.Millisecond), float64(copied)/took.Seconds())
+	if copied != inRange {
+		t.Errorf("copied %d rows, the source has %d in the range", copied, inRange)
+	}
 	if err := m.Fence(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -205,4 +213,7 @@ func (e *testEnv) testCopyThroughput(t *testing.T) {
 	}
 	took = time.Since(start)
 	fmt.Printf("rebalance: cleanup deleted %d rows in %v: %.0f rows/s\n", n, took.Round(time.Millisecond), float64(n)/took.Seconds())
+	if n != copied {
+		t.Errorf("cleanup deleted %d rows, %d were copied", n, copied)
+	}
 }

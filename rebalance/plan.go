@@ -66,12 +66,10 @@ func (r Range) Describe(m shardmap.Method) string {
 // Qualified is the table's name as SQL would write it, quoted.
 func (t Table) Qualified() string {
 	if t.Schema == "" {
-		return quoteIdent(t.Name)
+		return ident(t.Name)
 	}
-	return quoteIdent(t.Schema) + "." + quoteIdent(t.Name)
+	return ident(t.Schema) + "." + ident(t.Name)
 }
-
-func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
 // Request is what the operator asks for.
 type Request struct {

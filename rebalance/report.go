@@ -84,7 +84,11 @@ func VerifyPlacement(ctx context.Context, env *Env, spec shardmap.Spec, shards [
 			for _, t := range d.Tables() {
 				tb := Table{Schema: t.Schema, Name: t.Name, Key: t.Key}
 				var exists bool
-				if err := conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", tb.sql()).Scan(&exists); err != nil || !exists {
+				if err := conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", tb.sql()).Scan(&exists); err != nil {
+					conn.Close(ctx)
+					return b.String(), fmt.Errorf("shard %s, table %s: %w", shard, tb, err)
+				}
+				if !exists {
 					fmt.Fprintf(&b, "shard %-6s %-30s not there\n", shard, tb.String())
 					continue
 				}
