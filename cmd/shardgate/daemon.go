@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -41,17 +42,16 @@ type daemon struct {
 	tlsFallback bool
 	metrics     *metrics.Metrics
 
-	mu  sync.Mutex // serialises reloads; guards cfg
-	cfg *config.Config
+	// mu serialises reloads. cfg is read without it: the monitors read it
+	// to connect, and a reload waits for a removed host's monitor to end,
+	// which must not wait for the reload in turn.
+	mu  sync.Mutex
+	cfg atomic.Pointer[config.Config]
 	b   *built
 }
 
 // current returns the config in force.
-func (d *daemon) current() *config.Config {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.cfg
-}
+func (d *daemon) current() *config.Config { return d.cfg.Load() }
 
 // reloadLogged reloads on SIGHUP, which has nobody to answer but the log.
 func (d *daemon) reloadLogged() {
@@ -70,7 +70,7 @@ func (d *daemon) reload() (changed, restart []string, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	old := d.cfg
+	old := d.cfg.Load()
 	changed = config.Changed(old, next)
 	restart = config.NeedsRestart(old, next)
 	users, err := proxyUsers(next)
@@ -122,7 +122,7 @@ func (d *daemon) reload() (changed, restart []string, err error) {
 	// Restart-only keys keep their running values, so that the config in
 	// force (SHOW CONFIG) says what the process really does.
 	keepRestartKeys(next, old)
-	d.cfg = next
+	d.cfg.Store(next)
 	d.log.Info("configuration reloaded", "changed", changed, "needs_restart", restart)
 	return live, restart, nil
 }

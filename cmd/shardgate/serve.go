@@ -58,7 +58,8 @@ func serve(args []string, stderr io.Writer) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	d := &daemon{path: *path, flags: fs, log: log, level: level, cfg: cfg, shutdown: stop}
+	d := &daemon{path: *path, flags: fs, log: log, level: level, shutdown: stop}
+	d.cfg.Store(cfg)
 	b, err := build(ctx, cfg, log, d)
 	if err != nil {
 		log.Error("cannot start", "err", err)
