@@ -203,7 +203,8 @@ func (s *Server) o() *Options { return s.opts.Load() }
 // Reconfigure applies the parts of o that can change while serving: users,
 // the pool mode of new clients, the client limit, routing, the prepared
 // statement cache of new server connections, the admin console's access,
-// the slow query log and the reset timeout. The rest of o is ignored: the
+// the slow query log, the reset timeout and the router (when o has one,
+// built for a new parse cache size or write functions). The rest of o is ignored: the
 // pools, the topology and the shard map have their own ways to change,
 // and listeners and TLS need a restart. Connected clients keep their
 // session; a user removed from the config can no longer log in, and one
@@ -226,6 +227,9 @@ func (s *Server) Reconfigure(o Options) {
 	}
 	cur.SlowQuery = o.SlowQuery
 	cur.LogParameters = o.LogParameters
+	if o.Router != nil {
+		cur.Router = o.Router
+	}
 	s.opts.Store(&cur)
 }
 
