@@ -31,9 +31,6 @@ type acct struct {
 	// lastStmt is the server name of the statement last executed, for
 	// the slow query log.
 	lastStmt string
-	// sql is the text of the last simple query, kept only while the slow
-	// query log is on.
-	sql string
 }
 
 // counters returns the counters of the pool with key k, creating them on
@@ -97,6 +94,8 @@ func (s *session) flushLocked(l *link) {
 		}
 		a.reqAt = time.Time{}
 	}
+	// The statement belongs to the request just ended, logged or not.
+	a.lastStmt = ""
 	if l.txStatus == 'I' && !a.txAt.IsZero() {
 		c.xacts.Add(1)
 		c.xactNanos.Add(int64(now.Sub(a.txAt)))
@@ -308,7 +307,6 @@ func (s *session) logSlowLocked(l *link, d time.Duration, withParams bool) {
 	if sql == "" {
 		sql = s.slowSQL
 	}
-	l.acct.lastStmt = ""
 	if !withParams {
 		sql = router.Redact(sql)
 	}

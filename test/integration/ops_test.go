@@ -1112,3 +1112,47 @@ func TestOpsSighupDuringStartup(t *testing.T) {
 	p.signal(t, syscall.SIGTERM)
 	p.wait(t, 5*time.Second)
 }
+
+// TestOpsSlowQueryLog: a slow simple query is logged with its own text,
+// not that of a prepared statement run before it in the same transaction
+// (on the same server connection); constants are replaced unless
+// log.parameters is on.
+func TestOpsSlowQueryLog(t *testing.T) {
+	opsSkip(t)
+	bin := buildShardgate(t)
+	for _, withParams := range []bool{false, true} {
+		t.Run(fmt.Sprintf("parameters=%v", withParams), func(t *testing.T) {
+			cfg := opsCfg{addr: freeAddr(t), hosts: []string{primary().Addr()},
+				extra: fmt.Sprintf("log:\n  slow_query: 150ms\n  parameters: %v\n", withParams)}
+			p := opsStart(t, bin, cfg)
+			ctx := ctxT(t)
+			tx, err := connectDSN(t, p.dsn("app")).Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Exec(ctx, "select $1::int + 41", 1); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Exec(ctx, "select pg_sleep(0.3), 'marker'", pgx.QueryExecModeSimpleProtocol); err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			p.waitLog(t, "slow query")
+			var line string
+			for _, l := range strings.Split(p.log.String(), "\n") {
+				if strings.Contains(l, "slow query") {
+					line = l
+				}
+			}
+			want := "select pg_sleep($1), $2"
+			if withParams {
+				want = "select pg_sleep(0.3), 'marker'"
+			}
+			if !strings.Contains(line, want) {
+				t.Errorf("slow query log line %q, want the query %q", line, want)
+			}
+		})
+	}
+}
