@@ -62,12 +62,15 @@ func (s *Server) mapChanged() {
 // planFor plans text on the map sc and resolves its shards. A write to a
 // frozen range waits for the next map and is planned again on it.
 func (s *session) planFor(sc *schema, text string, ps *params) (*schema, *router.Plan, shardSet, error) {
-	deadline := time.Now().Add(frozenHoldLimit)
+	var deadline time.Time // set on the first frozen write: time.Now is not free on this path
 	for {
 		plan := s.srv.o().Router.Plan(text, sc)
 		set, err := s.resolve(sc, plan, ps, s.currentShard())
 		if err != errFrozenWrite {
 			return sc, plan, set, err
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(frozenHoldLimit)
 		}
 		changed := s.srv.maps.wait()
 		if s.srv.schema.Load() == sc {
