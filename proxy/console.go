@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -176,7 +175,7 @@ func (s *session) consoleMessage(c *console, typ byte, body []byte) error {
 			return &admin.Error{Code: "42601", Message: "cannot insert multiple commands into a prepared statement"}
 		}
 		c.stmts[string(name)] = &consoleStmt{cmds: cmds}
-		s.out.Write([]byte{'1', 0, 0, 0, 4})
+		s.out.Write(parseComplete())
 	case 'B':
 		var b pgproto3.Bind
 		if err := b.Decode(body); err != nil {
@@ -257,7 +256,7 @@ func (s *session) consoleMessage(c *console, typ byte, body []byte) error {
 		} else {
 			delete(c.portals, name)
 		}
-		s.out.Write([]byte{'3', 0, 0, 0, 4})
+		s.out.Write(closeComplete())
 	default:
 		return &Error{Code: "08P01", Fatal: true, Message: fmt.Sprintf("invalid frontend message type %d for the admin console", typ)}
 	}
@@ -314,10 +313,6 @@ func (s *session) consoleRun(c admin.Command, formats []int16, describe bool) er
 			tag = "SHOW" // as pgbouncer's console answers
 		}
 	}
-	b := []byte{'C', 0, 0, 0, 0}
-	b = append(b, tag...)
-	b = append(b, 0)
-	binary.BigEndian.PutUint32(b[1:], uint32(len(b)-1))
-	s.out.Write(b)
+	s.out.Write(commandComplete(tag))
 	return nil
 }

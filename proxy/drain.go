@@ -126,10 +126,7 @@ func adminShutdown() *Error {
 // drain must let finish: a request being handled, a transaction, a
 // statement over several shards. Called with ss.mu held.
 func (ss *session) busyLocked() bool {
-	if ss.inRequest.Load() || ss.dtx != nil || ss.scattered != nil || ss.begin != nil {
-		return true
-	}
-	return ss.link != nil && !ss.link.quietLocked()
+	return ss.inRequest.Load() || ss.midTransactionLocked()
 }
 
 // midTransaction reports whether the session is inside a transaction (or
@@ -137,6 +134,10 @@ func (ss *session) busyLocked() bool {
 func (ss *session) midTransaction() bool {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
+	return ss.midTransactionLocked()
+}
+
+func (ss *session) midTransactionLocked() bool {
 	if ss.dtx != nil || ss.scattered != nil || ss.begin != nil {
 		return true
 	}

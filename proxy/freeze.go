@@ -129,8 +129,8 @@ func (s *Server) ackMap(m *shardmap.Map) {
 				return
 			case <-time.After(time.Millisecond):
 			}
-			if s.schema.Load().m != m {
-				return // a newer map superseded this one
+			if sc := s.schema.Load(); sc == nil || sc.m != m {
+				return // a newer map (or none) superseded this one
 			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
