@@ -531,8 +531,8 @@ func TestConsoleShow(t *testing.T) {
 		})
 	})
 	t.Run("FANOUTS", func(t *testing.T) {
-		// Fails today: admin.Shows (proxy/admin/parse.go) lacks FANOUTS, so
-		// the parser refuses a command SHOW HELP advertises.
+		// A bug once: admin.Shows (proxy/admin/parse.go) lacked FANOUTS, so
+		// the parser refused a command SHOW HELP advertises.
 		consoleBoth(t, p, adm, "show fanouts", "FANOUTS", func(t *testing.T, r consoleResult) {
 			var kinds []string
 			for _, row := range r.rows {
@@ -642,9 +642,9 @@ func TestConsoleShowShardMap(t *testing.T) {
 	})
 	t.Run("no map", func(t *testing.T) {
 		// Options.ShardMap documents nil as the same as a map without
-		// distributions, which shows as one "unsharded" row. Fails today:
-		// showShardMap (proxy/consolecmd.go) returns no rows when the
-		// server has no map at all.
+		// distributions, which shows as one "unsharded" row. A bug once:
+		// showShardMap (proxy/consolecmd.go) returned no rows when the
+		// server had no map at all.
 		p := startProxy(t, proxy.TransactionMode, consoleAdmin)
 		adm, _ := consoleConnect(t, p, "postgres")
 		consoleBoth(t, p, adm, "show shardmap", "SHARDMAP", func(t *testing.T, r consoleResult) {
@@ -930,9 +930,9 @@ func TestConsoleBan(t *testing.T) {
 		consoleCode(t, err, "42704", "127.0.0.1:1")
 		_, err = consoleExec(ctx, adm, "unban 127.0.0.1:1")
 		consoleCode(t, err, "42704", "127.0.0.1:1")
-		// Fails today: banCmd (proxy/drain.go) picks the SQLSTATE by
-		// looking for "primary" in the message, so an unknown host whose
-		// name has it reads as "cannot ban a primary".
+		// A bug once: banCmd picked the SQLSTATE by looking for "primary"
+		// in the message, so an unknown host whose name has it read as
+		// "cannot ban a primary".
 		_, err = consoleExec(ctx, adm, "ban db-primary.invalid:5432")
 		consoleCode(t, err, "42704", "db-primary.invalid:5432")
 	})
@@ -1061,8 +1061,8 @@ func TestConsoleKillWhilePaused(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the killed client got no answer")
 	}
-	// Fails today: the killed session stays blocked in pauseGate.wait
-	// (drain.go, session.gate), which only srv.done aborts.
+	// A bug once: the killed session stayed blocked in pauseGate.wait
+	// (drain.go, session.gate), which only srv.done aborted.
 	if !eventually(t, 2*time.Second, func() bool {
 		return len(consoleRows(consolePgx(t, adm, "show clients"), "id", cid)) == 0
 	}) {
@@ -1073,7 +1073,7 @@ func TestConsoleKillWhilePaused(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	p.waitIdle(t)
-	// Fails today: after RESUME the killed session goes on and runs the
+	// A bug once: after RESUME the killed session went on and ran the
 	// insert on a server.
 	if n := count(2); n != 0 {
 		t.Errorf("the insert of a client killed while it waited at PAUSE ran after RESUME (%d rows)", n)
