@@ -12,6 +12,12 @@ import (
 // something has sent a FATAL error before closing (shutdown, terminated
 // by an administrator). The check is one non-blocking recv with MSG_PEEK:
 // cheap next to a round trip, and it spares a client an error.
+//
+// It runs under RawConn.Control, not RawConn.Read: Read would queue behind
+// a reader blocked on the socket (pgconn's background reader can stay so
+// on an idle connection) and hang until the server next says something.
+// Beside such a reader the peek may miss bytes it has already taken; the
+// connection then looks alive, and its owner reads the news itself.
 func Alive(c net.Conn) bool {
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
@@ -26,14 +32,13 @@ func Alive(c net.Conn) bool {
 	}
 	alive := true
 	var buf [1]byte
-	err = raw.Read(func(fd uintptr) bool {
+	err = raw.Control(func(fd uintptr) {
 		n, _, rerr := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		switch {
 		case errors.Is(rerr, syscall.EAGAIN):
 		case rerr != nil || n >= 0:
 			alive = false // data, EOF (n == 0) or an error
 		}
-		return true // done: never wait for readiness
 	})
 	return err == nil && alive
 }

@@ -3,6 +3,7 @@ package pool_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"testing"
@@ -23,6 +24,25 @@ func (c slowWriteConn) Write(b []byte) (int, error) {
 	n, err := c.Conn.Write(b)
 	time.Sleep(100 * time.Millisecond)
 	return n, err
+}
+
+// slowConfig is the app user's connection config for addr, with each
+// dialed socket wrapped by slow.
+func slowConfig(t *testing.T, addr string, slow func(net.Conn) net.Conn) *pgconn.Config {
+	t.Helper()
+	cfg, err := pool.ConnConfig(addr, "app", "app", "app", nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var d net.Dialer
+		nc, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return slow(nc), nil
+	}
+	return cfg
 }
 
 // roundTrip sends a simple query on a taken-over connection and reads up
@@ -69,19 +89,7 @@ func readFull(nc net.Conn, b []byte) (int, error) {
 func TestDialAfterSlowWrite(t *testing.T) {
 	c := appCluster(t, 0)
 	config := func(t *testing.T) *pgconn.Config {
-		cfg, err := pool.ConnConfig(c.Shards[0].Primary.Addr(), "app", "app", "app", nil, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			var d net.Dialer
-			nc, err := d.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			return slowWriteConn{nc}, nil
-		}
-		return cfg
+		return slowConfig(t, c.Shards[0].Primary.Addr(), func(nc net.Conn) net.Conn { return slowWriteConn{nc} })
 	}
 	ctx := context.Background()
 
@@ -119,4 +127,57 @@ func TestDialAfterSlowWrite(t *testing.T) {
 			nc.Close()
 		}
 	})
+}
+
+// slowTCPConn is slowWriteConn that still offers the socket (SyscallConn),
+// as the catalog's pgx connections do.
+type slowTCPConn struct{ *net.TCPConn }
+
+func (c slowTCPConn) Write(b []byte) (int, error) { return slowWriteConn{c.TCPConn}.Write(b) }
+
+// TestAliveBesideBackgroundReader: after a slow write, pgconn's background
+// reader can stay blocked in Read on an idle connection, holding the
+// socket's read lock (see TestDialAfterSlowWrite). Alive, which the
+// catalog's pool runs on every checkout, must not wait behind it: it once
+// did, and a catalog query hung for good.
+func TestAliveBesideBackgroundReader(t *testing.T) {
+	c := appCluster(t, 0)
+	cfg := slowConfig(t, c.Shards[0].Primary.Addr(), func(nc net.Conn) net.Conn { return slowTCPConn{nc.(*net.TCPConn)} })
+	ctx := context.Background()
+	pc, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close(ctx)
+	for range 3 {
+		if _, err := pc.Exec(ctx, "select 1").ReadAll(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan bool, 1)
+		go func() { done <- pool.Alive(pc.Conn()) }()
+		select {
+		case alive := <-done:
+			if !alive {
+				t.Fatal("an idle, healthy connection looked dead")
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatal("Alive waited behind pgconn's background reader")
+		}
+	}
+	// And it still sees a connection the server ended.
+	admin, err := pgconn.Connect(ctx, c.Shards[0].Primary.DSN("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, fmt.Sprintf("select pg_terminate_backend(%d)", pc.PID())).ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for pool.Alive(pc.Conn()) {
+		if time.Now().After(deadline) {
+			t.Fatal("a connection the server terminated still looks alive")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

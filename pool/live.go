@@ -75,14 +75,20 @@ func (p *Pool) checkOutLocked(c *Conn, now time.Time) {
 	p.busy = append(p.busy, c)
 }
 
+// busyLocked reports whether c is checked out. p.mu is held.
+func (p *Pool) busyLocked(c *Conn) bool {
+	i := c.busyAt
+	return i >= 0 && i < len(p.busy) && p.busy[i] == c
+}
+
 // checkInLocked forgets c as checked out, moving the last busy connection
 // into its place. A connection that is not checked out (returned twice) is
 // left alone rather than corrupting the list. p.mu is held.
 func (p *Pool) checkInLocked(c *Conn) {
-	i := c.busyAt
-	if i < 0 || i >= len(p.busy) || p.busy[i] != c {
+	if !p.busyLocked(c) {
 		return
 	}
+	i := c.busyAt
 	last := p.busy[len(p.busy)-1]
 	p.busy[i], last.busyAt = last, i
 	p.busy[len(p.busy)-1] = nil

@@ -192,10 +192,32 @@ func TestPoolSetOptions(t *testing.T) {
 
 // TestPoolResizeUnderLoad resizes a pool while clients check connections
 // out, return and discard them, then checks that no connection leaked
-// and no slot was lost or counted twice.
+// and no slot was lost or counted twice, that the pool never held more
+// connections than any size it was given, and that growing it let more
+// clients than its first size hold a connection at once.
+//
+// Checked-out connections may exceed the size in force for a while after
+// a shrink (busy ones close only when returned), so the bound on them is
+// the largest size ever set. What must hold at every moment is checked
+// after each SetOptions: a connection may only sit idle in a pool at or
+// below its size.
 func TestPoolResizeUnderLoad(t *testing.T) {
+	const firstSize = 3
+	sizes := []int{1, 4, 2, 6}
+	maxSize := firstSize
+	for _, n := range sizes {
+		maxSize = max(maxSize, n)
+	}
+	// below is the largest size under maxSize: more connections than that
+	// checked out at once shows the pool grew to maxSize.
+	below := firstSize
+	for _, n := range sizes {
+		if n < maxSize {
+			below = max(below, n)
+		}
+	}
 	d := &pipeDialer{}
-	o := pool.Options{Size: 3, CheckoutTimeout: 10 * time.Second, Dial: d.dial}
+	o := pool.Options{Size: firstSize, CheckoutTimeout: 10 * time.Second, Dial: d.dial}
 	p := pool.New(fakeKey(), o)
 	defer p.Close()
 	ctx := context.Background()
@@ -213,8 +235,7 @@ func TestPoolResizeUnderLoad(t *testing.T) {
 					return
 				}
 				n := active.Add(1)
-				if n > maxActive.Load() {
-					maxActive.Store(n)
+				for m := maxActive.Load(); n > m && !maxActive.CompareAndSwap(m, n); m = maxActive.Load() {
 				}
 				if rand.IntN(4) == 0 {
 					time.Sleep(time.Duration(rand.IntN(200)) * time.Microsecond)
@@ -238,10 +259,16 @@ func TestPoolResizeUnderLoad(t *testing.T) {
 				return
 			default:
 			}
-			o.Size = []int{1, 4, 2, 6}[i%4]
+			o.Size = sizes[i%len(sizes)]
 			p.SetOptions(o)
-			if s := p.Stats(); s.Idle > o.Size {
-				t.Errorf("size %d, but %d idle after SetOptions", o.Size, s.Idle)
+			// Only this goroutine resizes, so o.Size is in force until the
+			// next iteration.
+			s := p.Stats()
+			if s.Idle > 0 && s.Open > o.Size {
+				t.Errorf("size %d, but %d open with %d idle after SetOptions: idle ones should have been closed", o.Size, s.Open, s.Idle)
+			}
+			if s.Open > maxSize || s.Active > maxSize {
+				t.Errorf("%d open, %d active: more than the largest size ever set, %d", s.Open, s.Active, maxSize)
 			}
 			time.Sleep(time.Millisecond)
 		}
@@ -255,6 +282,13 @@ func TestPoolResizeUnderLoad(t *testing.T) {
 	}
 	waitFor(t, 2*time.Second, "every connection the pool dropped closed", func() bool { return d.live.Load() == int64(s.Open) })
 	t.Logf("max active %d, stats %+v", maxActive.Load(), s)
+	// 8 clients contend for the pool, so while it has its largest size
+	// they fill it; only that size lets more than below be checked out.
+	if m := maxActive.Load(); m > int64(maxSize) {
+		t.Errorf("%d connections checked out at once; no size set was above %d", m, maxSize)
+	} else if m <= int64(below) {
+		t.Errorf("at most %d connections checked out at once, though 8 clients contended and the pool grew to %d", m, maxSize)
+	}
 }
 
 func TestSetReconfigureAndRemove(t *testing.T) {
@@ -340,4 +374,34 @@ func BenchmarkGetPut(b *testing.B) {
 			p.Put(c)
 		}
 	})
+}
+
+// TestReturnedTwice: a connection returned (or discarded) twice is taken
+// back once. Taken twice, it would sit in the idle list twice and be
+// handed to two clients at once, or free its slot twice.
+func TestReturnedTwice(t *testing.T) {
+	d := &pipeDialer{}
+	p := pool.New(fakeKey(), pool.Options{Size: 3, CheckoutTimeout: 5 * time.Second, Dial: d.dial})
+	defer p.Close()
+	ctx := context.Background()
+	a, err := p.Get(ctx)
+	must(t, err)
+	p.Put(a)
+	p.Put(a)
+	if s := p.Stats(); s.Open != 1 || s.Idle != 1 || s.Active != 0 {
+		t.Fatalf("after returning one connection twice: %+v, want 1 open and idle", s)
+	}
+	x, err := p.Get(ctx)
+	must(t, err)
+	y, err := p.Get(ctx)
+	must(t, err)
+	if x == y {
+		t.Fatal("one connection handed out twice at once")
+	}
+	p.Discard(y)
+	p.Discard(y)
+	if s := p.Stats(); s.Open != 1 || s.Active != 1 {
+		t.Fatalf("after discarding one connection twice: %+v, want 1 open (x)", s)
+	}
+	p.Put(x)
 }

@@ -291,33 +291,40 @@ func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 // more connections than its size since SetOptions shrank it: then it is
 // closed.
 func (p *Pool) Put(c *Conn) {
-	if p.inUse != nil {
+	if p.put(c) && p.inUse != nil {
 		p.inUse.Add(-1)
 	}
-	p.put(c)
 }
 
-func (p *Pool) put(c *Conn) {
+// put takes back a checked-out connection. It reports false, changing
+// nothing, for one that is not checked out: returned twice, one server
+// session would be handed to two clients at once.
+func (p *Pool) put(c *Conn) bool {
 	now := time.Now()
 	p.mu.Lock()
+	if !p.busyLocked(c) {
+		p.mu.Unlock()
+		return false
+	}
 	o := p.opts.Load()
 	if p.closed || p.open > o.Size || c.expired(now, o) {
 		p.dropLocked(c)
 		p.mu.Unlock()
 		c.net.Close()
-		return
+		return true
 	}
 	if w := p.waiters.pop(); w != nil {
 		c.checkedOut = now
 		p.noteWaitLocked(now.Sub(w.since))
 		w.ch <- c
 		p.mu.Unlock()
-		return
+		return true
 	}
 	p.checkInLocked(c)
 	c.idled = now
 	p.idle = append(p.idle, c)
 	p.mu.Unlock()
+	return true
 }
 
 // Warm opens connections in the background until the pool holds n (at
@@ -347,13 +354,16 @@ func (p *Pool) Warm(n int) {
 // Discard closes a connection that cannot be reused (broken, or in an
 // unknown state) and frees its slot.
 func (p *Pool) Discard(c *Conn) {
-	if p.inUse != nil {
-		p.inUse.Add(-1)
-	}
 	c.net.Close()
 	p.mu.Lock()
-	p.dropLocked(c)
+	out := p.busyLocked(c)
+	if out {
+		p.dropLocked(c) // once: a second Discard must not free its slot again
+	}
 	p.mu.Unlock()
+	if out && p.inUse != nil {
+		p.inUse.Add(-1)
+	}
 }
 
 // dropLocked forgets a checked-out connection the caller closes, and lets

@@ -12,19 +12,23 @@ import (
 	"time"
 
 	"github.com/shardgate/shardgate/pool"
+	"github.com/shardgate/shardgate/test/cluster"
 )
 
 // TestSlowHealthCheck: a host whose health check times out once, while
-// it still accepts connections, stays in traffic; a host that also stops
-// accepting them is taken out at the next check. The second half shows
-// the test sees a ban when there is one.
+// it still accepts connections, stays in traffic. A host that hangs for
+// good (postmaster frozen too) is taken out when another host can stand
+// in for it, a replica here; the shard's only primary keeps its traffic,
+// since banning it would only turn a slow shard into a refusing one.
 func TestSlowHealthCheck(t *testing.T) {
-	c := appCluster(t, 0)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	c := appCluster(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	p := c.Shards[0].Primary
+	p, r := c.Shards[0].Primary, c.Shards[0].Replicas[0]
 	tp := newTopology(t, c, pool.TopologyOptions{Interval: 50 * time.Millisecond, Timeout: time.Second}, nil)
-	waitFor(t, 5*time.Second, "primary up", func() bool { return status(t, tp, p.Addr()).State == "up" })
+	for _, h := range []*cluster.Host{p, r} {
+		waitFor(t, 10*time.Second, h.Addr()+" up", func() bool { return status(t, tp, h.Addr()).State == "up" })
+	}
 
 	// stop freezes processes with SIGSTOP until the returned func or the
 	// test's end resumes them.
@@ -50,12 +54,12 @@ func TestSlowHealthCheck(t *testing.T) {
 		t.Cleanup(resume)
 		return resume
 	}
-	monitorBackend := func(t *testing.T) int {
+	monitorBackend := func(t *testing.T, h *cluster.Host) int {
 		t.Helper()
 		var s string
 		waitFor(t, 5*time.Second, "the monitor's backend", func() bool {
 			var err error
-			s, err = p.QueryString(ctx, "SELECT pid FROM pg_stat_activity WHERE application_name = 'shardgate monitor' LIMIT 1")
+			s, err = h.QueryString(ctx, "SELECT pid FROM pg_stat_activity WHERE application_name = 'shardgate monitor' LIMIT 1")
 			return err == nil && s != ""
 		})
 		pid, err := strconv.Atoi(s)
@@ -64,11 +68,23 @@ func TestSlowHealthCheck(t *testing.T) {
 		}
 		return pid
 	}
-	// watch samples the primary's state every 5ms for d.
-	watch := func(d time.Duration) (states map[string]bool) {
+	postmaster := func(t *testing.T, h *cluster.Host) int {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(h.DataDir, "postmaster.pid"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid, err := strconv.Atoi(strings.SplitN(string(b), "\n", 2)[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pid
+	}
+	// watch samples h's state every 5ms for d.
+	watch := func(h *cluster.Host, d time.Duration) (states map[string]bool) {
 		states = map[string]bool{}
 		for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
-			states[status(t, tp, p.Addr()).State] = true
+			states[status(t, tp, h.Addr()).State] = true
 		}
 		return states
 	}
@@ -76,11 +92,11 @@ func TestSlowHealthCheck(t *testing.T) {
 	t.Run("one slow check is forgiven", func(t *testing.T) {
 		// The frozen backend misses one check's timeout; the next check
 		// connects afresh and gets its answer.
-		frozen := monitorBackend(t)
+		frozen := monitorBackend(t, p)
 		resume := stop(t, frozen)
-		states := watch(1500 * time.Millisecond)
+		states := watch(p, 1500*time.Millisecond)
 		resume()
-		states2 := watch(time.Second)
+		states2 := watch(p, time.Second)
 		if states["banned"] || states2["banned"] || !states2["up"] {
 			t.Fatalf("states seen: %v then %v, want up throughout", states, states2)
 		}
@@ -92,18 +108,25 @@ func TestSlowHealthCheck(t *testing.T) {
 		}
 	})
 
-	t.Run("a hung host is taken out", func(t *testing.T) {
-		b, err := os.ReadFile(filepath.Join(p.DataDir, "postmaster.pid"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		postmaster, err := strconv.Atoi(strings.SplitN(string(b), "\n", 2)[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		resume := stop(t, monitorBackend(t), postmaster)
-		waitFor(t, 6*time.Second, "primary banned", func() bool { return status(t, tp, p.Addr()).State == "banned" })
+	t.Run("a hung replica is taken out", func(t *testing.T) {
+		// The primary can take its reads, so it is banned.
+		resume := stop(t, monitorBackend(t, r), postmaster(t, r))
+		waitFor(t, 6*time.Second, "replica banned", func() bool { return status(t, tp, r.Addr()).State == "banned" })
 		resume()
-		waitFor(t, 5*time.Second, "primary up again", func() bool { return status(t, tp, p.Addr()).State == "up" })
+		waitFor(t, 10*time.Second, "replica up again", func() bool { return status(t, tp, r.Addr()).State == "up" })
+	})
+
+	t.Run("the only primary keeps its traffic", func(t *testing.T) {
+		// Hung for 4 s, four timeouts: past the grace, but no host can
+		// take its writes.
+		resume := stop(t, monitorBackend(t, p), postmaster(t, p))
+		states := watch(p, 4*time.Second)
+		resume()
+		if states["banned"] || !states["up"] {
+			t.Fatalf("states seen: %v, want up throughout", states)
+		}
+		if after := watch(p, time.Second); after["banned"] {
+			t.Fatalf("banned after it answered again: %v", after)
+		}
 	})
 }
