@@ -167,7 +167,7 @@ func (s *session) consoleMessage(c *console, typ byte, body []byte) error {
 		if !ok || !ok2 {
 			return protocolViolation("Parse", nil)
 		}
-		cmds, err := admin.Parse(string(q))
+		cmds, err := consoleGrammar.Parse(string(q))
 		if err != nil {
 			return err
 		}
@@ -266,7 +266,7 @@ func (s *session) consoleMessage(c *console, typ byte, body []byte) error {
 // consoleQuery runs a simple-protocol query string: each command in turn,
 // stopping at the first error.
 func (s *session) consoleQuery(sql string) error {
-	cmds, err := admin.Parse(sql)
+	cmds, err := consoleGrammar.Parse(sql)
 	if err != nil {
 		return err
 	}

@@ -42,9 +42,53 @@ var (
 	colsPrepared = admin.Cols("client_id", admin.Int8, "name", admin.Text, "server_name", admin.Text, "query", admin.Text)
 	colsConfig   = admin.Cols("key", admin.Text, "value", admin.Text)
 	colsVersion  = admin.Cols("version", admin.Text)
-	colsHelp     = admin.Cols("command", admin.Text, "description", admin.Text)
 	colsFanOuts  = admin.Cols("kind", admin.Text, "count", admin.Int8)
 )
+
+// consoleShow is one object of SHOW.
+type consoleShow struct {
+	name, help string
+	cols       []admin.Column
+	rows       func(*Server) [][]any
+}
+
+// consoleShows are the objects of SHOW, in the order SHOW HELP lists them.
+// This table is the one list of them: the parser, the syntax error's
+// hint, SHOW HELP, Describe and runConsole all read it, so an object
+// cannot be advertised and refused, or parsed and not run.
+var consoleShows = []consoleShow{
+	{"POOLS", "server connection pools: clients and servers by state", colsPools, (*Server).showPools},
+	{"STATS", "per pool: transactions, queries, bytes, times (us)", colsStats, (*Server).showStats},
+	{"CLIENTS", "connected clients", colsClients, (*Server).showClients},
+	{"SERVERS", "open server connections", colsServers, (*Server).showServers},
+	{"HOSTS", "every host: role, state, LSN, replica lag, ban reason", colsHosts, (*Server).showHosts},
+	{"SHARDS", "shards and their primaries", colsShards, (*Server).showShards},
+	{"SHARDMAP", "the shard map in force: version and ranges", colsShardMap, (*Server).showShardMap},
+	{"PREPARED", "clients' prepared statements", colsPrepared, (*Server).showPrepared},
+	{"FANOUTS", "statements run over several shards, by kind", colsFanOuts, (*Server).showFanOuts},
+	{"CONFIG", "the running configuration (secrets redacted)", colsConfig, (*Server).showConfig},
+	{"VERSION", "shardgate's version", colsVersion, (*Server).showVersion},
+}
+
+// consoleGrammar parses console commands, its SHOW taking consoleShows.
+var consoleGrammar = admin.NewGrammar(func() []admin.Object {
+	out := make([]admin.Object, len(consoleShows))
+	for i, sh := range consoleShows {
+		out[i] = admin.Object{Name: sh.name, Help: sh.help}
+	}
+	return out
+}())
+
+// consoleShowOf returns the SHOW object named, nil for HELP: the parser
+// lets no other name through, and HELP's rows are the grammar's.
+func consoleShowOf(name string) *consoleShow {
+	for i := range consoleShows {
+		if consoleShows[i].name == name {
+			return &consoleShows[i]
+		}
+	}
+	return nil
+}
 
 // consoleColumns returns the columns a command's result has, nil when it
 // returns no rows.
@@ -52,31 +96,10 @@ func consoleColumns(c admin.Command) []admin.Column {
 	if c.Verb != admin.Show {
 		return nil
 	}
-	switch c.Object {
-	case "POOLS":
-		return colsPools
-	case "STATS":
-		return colsStats
-	case "CLIENTS":
-		return colsClients
-	case "SERVERS":
-		return colsServers
-	case "HOSTS":
-		return colsHosts
-	case "SHARDS":
-		return colsShards
-	case "SHARDMAP":
-		return colsShardMap
-	case "PREPARED":
-		return colsPrepared
-	case "CONFIG":
-		return colsConfig
-	case "VERSION":
-		return colsVersion
-	case "FANOUTS":
-		return colsFanOuts
+	if sh := consoleShowOf(c.Object); sh != nil {
+		return sh.cols
 	}
-	return colsHelp
+	return admin.HelpColumns
 }
 
 // runConsole runs one console command for session ss.
@@ -87,7 +110,11 @@ func (s *Server) runConsole(ss *session, c admin.Command) (admin.Result, error) 
 	case admin.Set:
 		// Accepted and ignored: drivers set client_encoding and the like.
 	case admin.Show:
-		res.Rows, err = s.showRows(c.Object)
+		if sh := consoleShowOf(c.Object); sh != nil {
+			res.Rows = sh.rows(s)
+		} else {
+			res.Rows = consoleGrammar.HelpRows()
+		}
 	case admin.Reload:
 		res.Notices, err = s.reload()
 	case admin.Pause:
@@ -104,63 +131,26 @@ func (s *Server) runConsole(ss *session, c admin.Command) (admin.Result, error) 
 	return res, err
 }
 
-func (s *Server) showRows(what string) ([][]any, error) {
-	switch what {
-	case "POOLS":
-		return s.showPools(), nil
-	case "STATS":
-		return s.showStats(), nil
-	case "CLIENTS":
-		return s.showClients(), nil
-	case "SERVERS":
-		return s.showServers(), nil
-	case "HOSTS":
-		return s.showHosts(), nil
-	case "SHARDS":
-		return s.showShards(), nil
-	case "SHARDMAP":
-		return s.showShardMap(), nil
-	case "PREPARED":
-		return s.showPrepared(), nil
-	case "CONFIG":
-		var rows [][]any
-		if f := s.o().Config; f != nil {
-			for _, kv := range f() {
-				rows = append(rows, []any{kv[0], kv[1]})
-			}
+func (s *Server) showConfig() [][]any {
+	var rows [][]any
+	if f := s.o().Config; f != nil {
+		for _, kv := range f() {
+			rows = append(rows, []any{kv[0], kv[1]})
 		}
-		return rows, nil
-	case "VERSION":
-		return [][]any{{fmt.Sprintf("shardgate %s (%s)", s.o().Version, runtime.Version())}}, nil
-	case "FANOUTS":
-		var rows [][]any
-		for _, f := range s.FanOuts() {
-			rows = append(rows, []any{f.Kind, f.Count})
-		}
-		return rows, nil
 	}
-	return helpRows, nil
+	return rows
 }
 
-var helpRows = [][]any{
-	{"SHOW POOLS", "server connection pools: clients and servers by state"},
-	{"SHOW STATS", "per pool: transactions, queries, bytes, times (us)"},
-	{"SHOW CLIENTS", "connected clients"},
-	{"SHOW SERVERS", "open server connections"},
-	{"SHOW HOSTS", "every host: role, state, LSN, replica lag, ban reason"},
-	{"SHOW SHARDS", "shards and their primaries"},
-	{"SHOW SHARDMAP", "the shard map in force: version and ranges"},
-	{"SHOW PREPARED", "clients' prepared statements"},
-	{"SHOW FANOUTS", "statements run over several shards, by kind"},
-	{"SHOW CONFIG", "the running configuration (secrets redacted)"},
-	{"SHOW VERSION", "shardgate's version"},
-	{"RELOAD", "re-read the config file and apply what can change live (also SIGHUP)"},
-	{"PAUSE [pool]", "hold new transactions (all, or of a database or shard); waits for running ones"},
-	{"RESUME [pool]", "undo PAUSE"},
-	{"BAN host", "take a replica out of the read rotation"},
-	{"UNBAN host", "undo BAN"},
-	{"KILL client_id", "disconnect a client (SHOW CLIENTS gives the id)"},
-	{"SHUTDOWN", "stop accepting, let running transactions finish, exit (as SIGTERM)"},
+func (s *Server) showVersion() [][]any {
+	return [][]any{{fmt.Sprintf("shardgate %s (%s)", s.o().Version, runtime.Version())}}
+}
+
+func (s *Server) showFanOuts() [][]any {
+	var rows [][]any
+	for _, f := range s.FanOuts() {
+		rows = append(rows, []any{f.Kind, f.Count})
+	}
+	return rows
 }
 
 func (s *Server) showPools() [][]any {
@@ -168,20 +158,11 @@ func (s *Server) showPools() [][]any {
 	for _, p := range s.PoolStats() {
 		st := p.Servers
 		rows = append(rows, []any{p.Key.Database, p.Key.User, p.Shard, p.Key.Addr, p.Role,
-			p.ClientsActive, st.Waiting, st.Active, st.Idle, 0, st.Login, s.poolSize(p.Key),
+			p.ClientsActive, st.Waiting, st.Active, st.Idle, 0, st.Login, p.Size,
 			int64(st.MaxWait / time.Second), int64((st.MaxWait % time.Second) / time.Microsecond), p.Mode.String(),
 			s.pause.held(p.Key.Database, p.Shard)})
 	}
 	return rows
-}
-
-func (s *Server) poolSize(k pool.Key) int {
-	for _, p := range s.o().Pools.All() {
-		if p.Key() == k {
-			return p.Size()
-		}
-	}
-	return 0
 }
 
 func (s *Server) showStats() [][]any {
@@ -207,21 +188,17 @@ func (s *Server) showClients() [][]any {
 	names := s.shardNames()
 	for _, ss := range s.sortedSessions() {
 		ss.mu.Lock()
-		state := "idle"
+		state := ss.stateLocked()
 		var shard, server string
 		var pid int64
 		inTx := ss.begin != nil || ss.dtx != nil
-		switch {
-		case ss.admin:
-			state = "admin"
-		case ss.link != nil:
-			state = "active"
-			shard, server, pid = nameOf(names, ss.link.shard), ss.link.be.Addr(), int64(ss.link.be.PID)
-			inTx = inTx || ss.link.txStatus != 'I'
-		case ss.dtx != nil || ss.scattered != nil:
-			state, shard = "active", "several"
-		case ss.waiting.Load():
-			state = "waiting"
+		if state == clientActive {
+			if l := ss.link; l != nil {
+				shard, server, pid = nameOf(names, l.shard), l.be.Addr(), int64(l.be.PID)
+				inTx = inTx || l.txStatus != 'I'
+			} else {
+				shard = "several" // a distributed transaction or a scatter
+			}
 		}
 		row := []any{int64(ss.id), ss.userName, ss.db, state, ss.remote, ss.since, ss.mode.String(), shard, server, pid,
 			inTx, ss.pinned, len(ss.stmts)}
@@ -278,23 +255,40 @@ func (s *Server) showServers() [][]any {
 	return rows
 }
 
-func (s *Server) showHosts() [][]any {
-	o := s.o()
-	var rows [][]any
-	if o.Topology == nil {
-		for _, sh := range o.Shards {
-			rows = append(rows, []any{sh.Name, sh.Primary, "", "primary", true, "unmonitored", nil, nil, nil, nil, nil, nil, nil, nil, nil, nil})
-		}
-		return rows
+// hostUnmonitored is the state of a host no topology monitor checks.
+const hostUnmonitored = "unmonitored"
+
+// hosts returns every host as the topology monitor last saw it or,
+// without a monitor, each shard's configured primary, unmonitored: one
+// answer to "which hosts are there" for SHOW HOSTS, SHOW SHARDS and
+// hostRoles.
+func (o *Options) hosts() []pool.HostStatus {
+	if o.Topology != nil {
+		return o.Topology.Snapshot()
 	}
-	for _, h := range o.Topology.Snapshot() {
+	out := make([]pool.HostStatus, len(o.Shards))
+	for i, sh := range o.Shards {
+		out[i] = pool.HostStatus{Shard: sh.Name, ShardIndex: i, Addr: sh.Primary, Role: "primary", Primary: true, State: hostUnmonitored}
+	}
+	return out
+}
+
+func (s *Server) showHosts() [][]any {
+	var rows [][]any
+	for _, h := range s.o().hosts() {
+		row := []any{h.Shard, h.Addr, h.Zone, h.Role, h.Primary, h.State}
+		if h.State == hostUnmonitored {
+			// Nothing was measured: NULLs, not zeros that read as figures.
+			rows = append(rows, append(row, make([]any, len(colsHosts)-len(row))...))
+			continue
+		}
 		var banFor, retry any
 		if h.State == "banned" {
 			banFor, retry = h.BannedFor.Seconds(), h.RetryIn.Seconds()
 		}
-		rows = append(rows, []any{h.Shard, h.Addr, h.Zone, h.Role, h.Primary, h.State, h.LSN.String(), h.LagBytes, h.Lag.Seconds(),
+		rows = append(rows, append(row, h.LSN.String(), h.LagBytes, h.Lag.Seconds(),
 			int64(h.Reads), int64(h.PrimaryReadsRYW), int64(h.PrimaryReadsLag), int64(h.PrimaryReadsNoReplica),
-			h.BanReason, banFor, retry})
+			h.BanReason, banFor, retry))
 	}
 	return rows
 }
@@ -302,29 +296,24 @@ func (s *Server) showHosts() [][]any {
 func (s *Server) showShards() [][]any {
 	o := s.o()
 	def := s.defaultShard()
+	hosts := o.hosts()
 	var rows [][]any
-	var snap []pool.HostStatus
-	if o.Topology != nil {
-		snap = o.Topology.Snapshot()
-	}
 	for i, sh := range o.Shards {
-		primary, hosts, up := sh.Primary, 1, 0
-		if o.Topology != nil {
-			primary, hosts = "", 0
-			for _, h := range snap {
-				if h.ShardIndex != i {
-					continue
-				}
-				hosts++
-				if h.Primary {
-					primary = h.Addr
-				}
-				if h.Role == "replica" && h.State == "up" {
-					up++
-				}
+		var primary string
+		n, up := 0, 0
+		for _, h := range hosts {
+			if h.ShardIndex != i {
+				continue
+			}
+			n++
+			if h.Primary {
+				primary = h.Addr
+			}
+			if h.Role == "replica" && h.State == "up" {
+				up++
 			}
 		}
-		rows = append(rows, []any{i, sh.Name, primary, hosts, up, i == def, s.pause.held("", sh.Name)})
+		rows = append(rows, []any{i, sh.Name, primary, n, up, i == def, s.pause.held("", sh.Name)})
 	}
 	return rows
 }

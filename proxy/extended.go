@@ -228,7 +228,7 @@ func (s *session) parse(body []byte) error {
 		s.slowSQL = msg.Query
 		s.mu.Unlock()
 	}
-	cs := newStmt(s.srv.o().Router, msg.Query, msg.ParameterOIDs)
+	cs := s.stmtFor(msg.Query, msg.ParameterOIDs)
 	cs.epoch, _ = s.srv.known.epoch(cs.server)
 	if err := s.admitIfSpecial(&cs.analysis); err != nil {
 		return s.reject('P', err)

@@ -32,6 +32,12 @@ func (s *session) finish() {
 	}
 	s.stopPump(l)
 	s.mu.Lock()
+	if s.link != l {
+		// The pump let it go meanwhile: back in the pool, or discarded
+		// after a failure. It is not ours to return again.
+		s.mu.Unlock()
+		return
+	}
 	s.link = nil
 	busy := !l.q.empty()
 	session := s.mode == SessionMode || s.pinned

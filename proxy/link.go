@@ -185,9 +185,13 @@ func (s *session) attach(n need) (*link, error) {
 		return nil, adminShutdown()
 	}
 	st := stateOf(be, s.srv.o().PreparedCacheSize)
-	l := &link{be: be, st: st, w: be.Writer(), txStatus: 'I', q: queue{items: make([]pending, 0, 8)}, host: t.host, rw: t.rw, shard: t.shard,
+	l := &link{be: be, st: st, w: be.Writer(), txStatus: 'I', host: t.host, rw: t.rw, shard: t.shard,
 		ctr: s.srv.countersOf(be)}
 	s.mu.Lock()
+	l.q.items, s.spareQueue = s.spareQueue, nil
+	if l.q.items == nil {
+		l.q.items = make([]pending, 0, 8)
+	}
 	if s.retryableLocked(t) {
 		l.retry = &retryLog{outcome: make(chan bool, 1)}
 		l.recordLocked(s.cur.typ, s.cur.body)
@@ -231,6 +235,10 @@ func (s *session) releasableLocked(l *link) bool {
 		return false
 	}
 	s.link = nil
+	// The next link takes over the queue's array: a transaction then
+	// allocates no queue. The link keeps none, so that a late push through
+	// a stale pointer to it cannot write into its successor's queue.
+	s.spareQueue, l.q = l.q.items[:0], queue{}
 	return true
 }
 

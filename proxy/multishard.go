@@ -42,6 +42,11 @@ func (s *session) scatterQuery(a *router.Analysis, p *router.Plan, set shardSet,
 	if err != nil {
 		return s.reject('Q', err)
 	}
+	if len(set) > 1 {
+		// Counted once it goes out: a statement refused before is not
+		// a fan-out.
+		s.srv.fanouts.count(p)
+	}
 	sc.ddl = p.DDL
 	sc.reference = p.Reference && p.Write
 	sc.copy = p.Copy
@@ -149,9 +154,6 @@ const (
 // multiShard decides how a statement on the shards of set runs, or why
 // it cannot.
 func (s *session) multiShard(a *router.Analysis, sql string, p *router.Plan, set shardSet) (runHow, error) {
-	if len(set) > 1 {
-		s.srv.fanouts.count(p)
-	}
 	if what := distUnsupported(a, sql); what != "" && (s.inDist() || s.txOpen()) {
 		return 0, &Error{Code: "0A000",
 			Message: fmt.Sprintf("%s is not supported in a transaction over several shards", what),

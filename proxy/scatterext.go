@@ -205,6 +205,9 @@ func (s *session) executeScatter(sp *scatterPortal, maxRows uint32) error {
 	if err != nil {
 		return s.reject('E', err)
 	}
+	if len(sp.set) > 1 {
+		s.srv.fanouts.count(sp.plan) // at Execute: Bind and Describe run nothing
+	}
 	sc.ddl = sp.plan.DDL
 	sc.reference = sp.plan.Reference && sp.plan.Write
 	sc.copy = sp.plan.Copy

@@ -122,6 +122,13 @@ type session struct {
 	// goroutine.
 	pumps    chan *link
 	pumpRuns sync.WaitGroup
+	// lastParse is the statement of the client's last Parse, analysed by
+	// lastRouter (session goroutine only; see stmtFor).
+	lastParse  *stmt
+	lastRouter *router.Router
+	// spareQueue is the queue array of the last link released, empty, for
+	// the next one (guarded by mu).
+	spareQueue []pending
 
 	// scattered is the run of a statement over several shards in
 	// progress, for cancel requests (guarded by mu).

@@ -68,3 +68,39 @@ func TestSettingsTransactions(t *testing.T) {
 		t.Fatalf("RESET ALL: %v %v", c.values, server)
 	}
 }
+
+// TestStmtForReusesLastParse: a Parse of the text just parsed reuses its
+// server name and analysis in a statement of its own; other parameter
+// types or a new router make a fresh one.
+func TestStmtForReusesLastParse(t *testing.T) {
+	srv := NewServer(Options{})
+	s := &session{srv: srv}
+	// A text the lexer alone cannot settle, so that an analysis shows in
+	// the router's cache figures.
+	const q = "with d as (delete from t where id = $1 returning id) select id from d"
+	lookups := func() uint64 { st := srv.CacheStats(); return st.Hits + st.Misses }
+	a := s.stmtFor(q, []uint32{23})
+	if lookups() == 0 {
+		t.Fatal("the first Parse was not analysed")
+	}
+	before := lookups()
+	a.epoch = 7
+	b := s.stmtFor(q, []uint32{23})
+	if a == b || b.epoch != 0 || b.server != a.server || b.query != q {
+		t.Fatalf("reuse: a=%+v b=%+v", a, b)
+	}
+	if lookups() != before {
+		t.Fatal("the same text was analysed again")
+	}
+	if c := s.stmtFor(q, []uint32{20}); c.server == a.server {
+		t.Fatal("other parameter types share a server statement name")
+	}
+	if d := s.stmtFor("select 2", nil); d.server == a.server || d.query != "select 2" {
+		t.Fatalf("other text: %+v", d)
+	}
+	s.stmtFor(q, []uint32{23})
+	srv.Reconfigure(Options{Router: router.New(router.Options{WriteFunctions: []string{"f"}})})
+	if e := s.stmtFor(q, []uint32{23}); s.lastRouter != srv.o().Router || e.server != a.server {
+		t.Fatal("a new router must analyse the text again")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"slices"
 	"sync"
 
 	"github.com/shardgate/shardgate/pool"
@@ -43,6 +44,24 @@ func newStmt(r *router.Router, query string, oids []uint32) *stmt {
 		analysis: r.Analyze(query),
 		server:   "sg_" + hex.EncodeToString(h.Sum(nil)[:16]),
 	}
+}
+
+// stmtFor returns a new client statement for a Parse. Drivers parse the
+// same unnamed statement for every execution; when the text, parameter
+// types and router are those of the session's previous Parse, its server
+// name and analysis are reused rather than hashed and looked up again
+// (3-5% of the proxy's CPU on pgbench's extended protocol). The copy keeps
+// statements independent: the caller sets its epoch.
+func (s *session) stmtFor(query string, oids []uint32) *stmt {
+	r := s.srv.o().Router
+	if p := s.lastParse; p != nil && s.lastRouter == r && p.query == query && slices.Equal(p.oids, oids) {
+		cs := *p
+		return &cs
+	}
+	cs := newStmt(r, query, oids)
+	last := *cs
+	s.lastParse, s.lastRouter = &last, r
+	return cs
 }
 
 // serverState is what the proxy remembers about one server session; it

@@ -125,8 +125,10 @@ type PoolStats struct {
 	Shard string
 	// Role is "primary" or "replica": the pool's host role now.
 	Role string
-	// Servers are the pool's own figures.
+	// Servers are the pool's own figures; Size is the most server
+	// connections it opens.
 	Servers pool.Stats
+	Size    int
 	// ClientsActive are clients with a server of this pool attached.
 	ClientsActive             int
 	Xacts, Queries, Errors    int64
@@ -146,7 +148,7 @@ func (s *Server) PoolStats() []PoolStats {
 		k := p.Key()
 		c := s.counters(k)
 		ps := PoolStats{
-			Key: k, Servers: p.Stats(), ClientsActive: active[k], Mode: o.Mode,
+			Key: k, Servers: p.Stats(), Size: p.Size(), ClientsActive: active[k], Mode: o.Mode,
 			Xacts: c.xacts.Load(), Queries: c.queries.Load(), Errors: c.errors.Load(),
 			BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(),
 			QueryTime: time.Duration(c.queryNanos.Load()), XactTime: time.Duration(c.xactNanos.Load()),
@@ -179,16 +181,9 @@ func (s *Server) PoolStats() []PoolStats {
 
 // hostRoles maps each known address to its role and shard name.
 func (s *Server) hostRoles() (roles, shards map[string]string) {
-	o := s.o()
 	roles, shards = map[string]string{}, map[string]string{}
-	if o.Topology != nil {
-		for _, h := range o.Topology.Snapshot() {
-			roles[h.Addr], shards[h.Addr] = h.Role, h.Shard
-		}
-		return roles, shards
-	}
-	for _, sh := range o.Shards {
-		roles[sh.Primary], shards[sh.Primary] = "primary", sh.Name
+	for _, h := range s.o().hosts() {
+		roles[h.Addr], shards[h.Addr] = h.Role, h.Shard
 	}
 	return roles, shards
 }
@@ -236,17 +231,40 @@ type ClientCounts struct {
 	Accepted, Refused int64
 }
 
+// A client's states, as SHOW CLIENTS names them.
+const (
+	clientAdmin   = "admin"
+	clientActive  = "active"
+	clientWaiting = "waiting"
+	clientIdle    = "idle"
+)
+
+// stateLocked returns the client's state. SHOW CLIENTS and Clients (the
+// metrics) both ask here, so a client counted active is shown active.
+// Called with mu held.
+func (s *session) stateLocked() string {
+	switch {
+	case s.admin:
+		return clientAdmin
+	case s.link != nil || s.dtx != nil || s.scattered != nil:
+		return clientActive
+	case s.waiting.Load():
+		return clientWaiting
+	}
+	return clientIdle
+}
+
 // Clients counts the clients connected now.
 func (s *Server) Clients() ClientCounts {
 	var cc ClientCounts
 	for _, ss := range s.allSessions() {
 		ss.mu.Lock()
-		switch {
-		case ss.admin:
+		switch ss.stateLocked() {
+		case clientAdmin:
 			cc.Admin++
-		case ss.link != nil || ss.dtx != nil || ss.scattered != nil:
+		case clientActive:
 			cc.Active++
-		case ss.waiting.Load():
+		case clientWaiting:
 			cc.Waiting++
 			if ss.paused.Load() {
 				cc.Paused++
@@ -277,7 +295,7 @@ func (s *Server) FanOuts() []FanOut {
 	return []FanOut{{"read", f.read.Load()}, {"write", f.write.Load()}, {"ddl", f.ddl.Load()}, {"copy", f.copy.Load()}}
 }
 
-// count adds a statement planned over several shards.
+// count adds a statement sent to several shards.
 func (f *fanOuts) count(p *router.Plan) {
 	switch {
 	case p.Copy != nil:

@@ -2,8 +2,12 @@ package admin
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
+
+// testGrammar has two SHOW objects, as the proxy's table would give them.
+var testGrammar = NewGrammar([]Object{{"POOLS", "pools"}, {"STATS", "stats"}})
 
 func TestParse(t *testing.T) {
 	cases := []struct {
@@ -22,7 +26,7 @@ func TestParse(t *testing.T) {
 		{" ; ;", nil},
 	}
 	for _, c := range cases {
-		got, err := Parse(c.sql)
+		got, err := testGrammar.Parse(c.sql)
 		if err != nil {
 			t.Errorf("Parse(%q): %v", c.sql, err)
 			continue
@@ -42,15 +46,36 @@ func TestParse(t *testing.T) {
 
 func TestParseErrors(t *testing.T) {
 	for _, sql := range []string{"select 1", "show", "show tables", "kill", "ban", "reload now", "pause a b", "ban 'open"} {
-		_, err := Parse(sql)
+		_, err := testGrammar.Parse(sql)
 		var ae *Error
 		if !errors.As(err, &ae) || ae.Code != "42601" {
 			t.Errorf("Parse(%q) = %v, want a 42601 error", sql, err)
 		}
 	}
-	_, err := Parse("frobnicate now")
+	_, err := testGrammar.Parse("frobnicate now")
 	if err == nil || err.Error() != `unknown command "frobnicate"` {
 		t.Errorf("unknown command error = %v", err)
+	}
+}
+
+// TestGrammarLists checks that the syntax hint and SHOW HELP list the
+// objects the grammar was given, in its order, and accept SHOW HELP.
+func TestGrammarLists(t *testing.T) {
+	_, err := testGrammar.Parse("show tables")
+	var ae *Error
+	if !errors.As(err, &ae) {
+		t.Fatalf("show tables: %v, want an *Error", err)
+	}
+	if !strings.HasPrefix(ae.Hint, "commands: SHOW POOLS|STATS|HELP; RELOAD; PAUSE [pool];") ||
+		!strings.HasSuffix(ae.Hint, "; KILL client_id; SHUTDOWN") {
+		t.Errorf("hint = %q", ae.Hint)
+	}
+	help := testGrammar.HelpRows()
+	if len(help) != 2+len(verbs) || help[0][0] != "SHOW POOLS" || help[1][0] != "SHOW STATS" || help[2][0] != "RELOAD" {
+		t.Errorf("help = %v", help)
+	}
+	if got, err := testGrammar.Parse("show help"); err != nil || got[0].Object != "HELP" {
+		t.Errorf("show help = %v, %v", got, err)
 	}
 }
 

@@ -7,10 +7,9 @@ import (
 
 // WriteHeader writes a frame header for a body of n bytes.
 func WriteHeader(w *bufio.Writer, typ byte, n int) {
-	var hdr [5]byte
-	hdr[0] = typ
-	binary.BigEndian.PutUint32(hdr[1:], uint32(n+4))
-	_, _ = w.Write(hdr[:])
+	// Built in the writer's own free space: a local array would escape
+	// through Write and cost an allocation per message.
+	_, _ = w.Write(binary.BigEndian.AppendUint32(append(w.AvailableBuffer(), typ), uint32(n+4)))
 }
 
 // WriteFrame writes a whole frame. Errors surface at Flush, as with any
