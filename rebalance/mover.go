@@ -14,7 +14,8 @@ import (
 // Mover does one move's data operations. Its methods keep no state
 // between calls: each finds what earlier calls, possibly by a process
 // that died, left on the servers by name, and does only what is missing.
-// That is what lets a move resume or abort after a crash.
+// That is what lets a move resume or abort after a crash. (Progress keeps
+// its row estimates, which nothing depends on for correctness.)
 //
 // The connections are used one statement at a time and must not be
 // shared with other goroutines while a method runs.
@@ -50,6 +51,9 @@ type Mover struct {
 	// PgDump is the pg_dump binary for EnsureSchema; empty means
 	// "pg_dump" on PATH. It must be at least the source server's version.
 	PgDump string
+	// estimates are Progress's row estimates by table and range filter:
+	// a progress bar's total needs no fresh planner call on every poll.
+	estimates map[string]int64
 }
 
 // jobName keeps every derived name a valid slot name (lowercase letters,

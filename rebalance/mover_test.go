@@ -34,6 +34,7 @@ func TestWithServer(t *testing.T) {
 	t.Run("MoveHashHalfUnderWrites", e.testMoveUnderWrites)
 	t.Run("MoveOtherMethods", e.testMoveOtherMethods)
 	t.Run("DiscardPartialCopy", e.testDiscardPartialCopy)
+	t.Run("ProgressOnce", e.testProgressOnce)
 	t.Run("StopWithoutSource", e.testStopWithoutSource)
 	t.Run("StopWithoutSlot", e.testStopWithoutSlot)
 	t.Run("CopyThroughput", e.testCopyThroughput)

@@ -119,7 +119,7 @@ func NewPlan(spec shardmap.Spec, shards []string, req Request) (*Plan, error) {
 		return nil, fmt.Errorf("--keys moves keys of a directory distribution; %s is %s: give --from, or --lo and --hi", d.Name, d.Method)
 	}
 	// Explicit ranges, so that one of them can be cut out.
-	ranges := explicitRanges(m, d)
+	ranges := m.RangeSpecs(d)
 	lo, hi := req.Lo, req.Hi
 	if req.From != "" {
 		if d.Method != shardmap.MethodHash {
@@ -170,23 +170,6 @@ func withDist(spec shardmap.Spec, i int, d shardmap.DistributionSpec) shardmap.S
 	out.Distributions = slices.Clone(spec.Distributions)
 	out.Distributions[i] = d
 	out.MoveTargets = nil // only the frozen map has them, set by the caller
-	return out
-}
-
-// explicitRanges lists a distribution's ranges as specs ("" for open
-// ends), whether the spec gave ranges or an even split over shards.
-func explicitRanges(m *shardmap.Map, d *shardmap.Distribution) []shardmap.RangeSpec {
-	var out []shardmap.RangeSpec
-	for _, r := range m.Ranges(d) {
-		rs := shardmap.RangeSpec{Lo: r.Lo, Hi: r.Hi, Shard: r.Shard, Frozen: r.Frozen}
-		if rs.Lo == "-inf" {
-			rs.Lo = ""
-		}
-		if rs.Hi == "+inf" {
-			rs.Hi = ""
-		}
-		out = append(out, rs)
-	}
 	return out
 }
 

@@ -131,10 +131,12 @@ func (m *Mover) syncStates(ctx context.Context) (map[string]syncState, error) {
 // estimate guesses the range's rows of t on the source. A hash range
 // holds its share of the hash space (the hash is uniform, which the
 // planner cannot know); other ranges are the planner's estimate of the
-// filter, good with statistics on the key.
+// filter, good with statistics on the key. The first guess for a table
+// and range is kept: a poll's EXPLAIN would cost the source a planner
+// call per table for a figure that only sizes the progress bar.
 func (m *Mover) estimate(ctx context.Context, t Table) (int64, error) {
-	where := t.filter(m.Range)
-	share := 1.0
+	filter := t.filter(m.Range)
+	where, share := filter, 1.0
 	if m.Range.Method == shardmap.MethodHash {
 		lo, hi, _ := hashBounds(m.Range)
 		l, h := -9223372036854775808.0, 9223372036854775808.0
@@ -146,6 +148,12 @@ func (m *Mover) estimate(ctx context.Context, t Table) (int64, error) {
 		}
 		where, share = "true", (h-l)/18446744073709551616.0
 	}
+	// Keyed by the range's own filter, not by the statement: a hash
+	// range's statement says just "true".
+	key := t.sql() + " WHERE " + filter
+	if n, ok := m.estimates[key]; ok {
+		return n, nil
+	}
 	var plan []struct {
 		Plan struct {
 			Rows float64 `json:"Plan Rows"`
@@ -154,8 +162,13 @@ func (m *Mover) estimate(ctx context.Context, t Table) (int64, error) {
 	if err := m.Source.QueryRow(ctx, "EXPLAIN (FORMAT JSON) SELECT 1 FROM "+t.sql()+" WHERE "+where).Scan(&plan); err != nil {
 		return 0, fmt.Errorf("rebalance %s: estimating the rows of %s: %w", m.Job, t, err)
 	}
-	if len(plan) == 0 {
-		return 0, nil
+	var n int64
+	if len(plan) > 0 {
+		n = int64(plan[0].Plan.Rows*share + 0.5)
 	}
-	return int64(plan[0].Plan.Rows*share + 0.5), nil
+	if m.estimates == nil {
+		m.estimates = map[string]int64{}
+	}
+	m.estimates[key] = n
+	return n, nil
 }

@@ -76,7 +76,7 @@ func VerifyPlacement(ctx context.Context, env *Env, spec shardmap.Spec, shards [
 				continue
 			}
 			var owned []Range
-			for _, r := range explicitRanges(m, d) {
+			for _, r := range m.RangeSpecs(d) {
 				if r.Shard == shard {
 					owned = append(owned, Range{Method: d.Method, KeyType: d.KeyType, Lo: r.Lo, Hi: r.Hi})
 				}

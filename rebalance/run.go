@@ -73,14 +73,22 @@ func Load(ctx context.Context, c *catalog.Store, id int64) (*Plan, Figures, cata
 	if len(moves) == 0 {
 		return nil, Figures{}, catalog.Move{}, fmt.Errorf("no move %d in the catalog: `shardgate rebalance status` lists them", id)
 	}
-	mv := moves[0]
+	p, f, err := Decode(moves[0])
+	return p, f, moves[0], err
+}
+
+// Decode reads the plan and figures of a move record already read from
+// the catalog, as Load does: a list of moves needs no read per move.
+func Decode(mv catalog.Move) (*Plan, Figures, error) {
 	var p Plan
 	if err := json.Unmarshal(mv.Plan, &p); err != nil {
-		return nil, Figures{}, mv, fmt.Errorf("move %d: unreadable plan: %w", id, err)
+		return nil, Figures{}, fmt.Errorf("move %d: unreadable plan: %w", mv.ID, err)
 	}
+	// Figures are a display: a move whose figures do not decode (none
+	// recorded yet) still runs, from zero.
 	var f Figures
 	_ = json.Unmarshal(mv.Figures, &f)
-	return &p, f, mv, nil
+	return &p, f, nil
 }
 
 // mover returns the data operations of move id.

@@ -275,9 +275,30 @@ type Range struct {
 // Ranges returns the distribution's ranges in order, over the shards of m
 // (the map the distribution belongs to).
 func (m *Map) Ranges(d *Distribution) []Range {
-	out := make([]Range, 0, len(d.ranges))
+	specs := m.RangeSpecs(d)
+	out := make([]Range, len(specs))
+	for i, rs := range specs {
+		out[i] = Range{Lo: orOpen(rs.Lo, "-inf"), Hi: orOpen(rs.Hi, "+inf"), Shard: rs.Shard, Frozen: rs.Frozen}
+	}
+	return out
+}
+
+// orOpen prints an open bound ("") as open.
+func orOpen(bound, open string) string {
+	if bound == "" {
+		return open
+	}
+	return bound
+}
+
+// RangeSpecs returns the distribution's ranges in order as a spec writes
+// them, with "" for an open end, whether the spec gave ranges or an even
+// split over shards. Unlike Ranges, an open end and a text bound that
+// reads "-inf" or "+inf" stay apart.
+func (m *Map) RangeSpecs(d *Distribution) []RangeSpec {
+	out := make([]RangeSpec, 0, len(d.ranges))
 	for _, s := range d.ranges {
-		r := Range{Lo: "-inf", Hi: "+inf", Shard: m.shards[s.shard], Frozen: s.frozen}
+		r := RangeSpec{Shard: m.shards[s.shard], Frozen: s.frozen}
 		if s.lo != nil {
 			r.Lo = s.lo.String()
 		}

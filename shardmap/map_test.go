@@ -191,3 +191,25 @@ func itoa(i int64) string {
 	k := Key{kind: KindInt, i: i}
 	return k.String()
 }
+
+// TestRangeSpecsKeepTextBounds: a text range bound spelled like an open end
+// is still a bound, and an even hash split comes back as explicit ranges.
+func TestRangeSpecsKeepTextBounds(t *testing.T) {
+	spec := Spec{DefaultShard: "s0", Distributions: []DistributionSpec{
+		{Name: "names", Method: MethodRange, KeyType: "text", Tables: []TableSpec{{Name: "names", Key: "n"}},
+			Ranges: []RangeSpec{{Hi: "+inf", Shard: "s0"}, {Lo: "+inf", Hi: "-inf", Shard: "s1"}, {Lo: "-inf", Shard: "s2"}}},
+		{Name: "users", Method: MethodHash, KeyType: "bigint", Shards: []string{"s0", "s1"}, Tables: []TableSpec{{Name: "users", Key: "id"}}},
+	}}
+	m, err := Build(spec, shards3, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := m.RangeSpecs(m.Distribution("names"))
+	if len(got) != 3 || got[0] != spec.Distributions[0].Ranges[0] || got[1] != spec.Distributions[0].Ranges[1] || got[2] != spec.Distributions[0].Ranges[2] {
+		t.Fatalf("text ranges: %+v", got)
+	}
+	hash := m.RangeSpecs(m.Distribution("users"))
+	if len(hash) != 2 || hash[0].Lo != "" || hash[1].Hi != "" || hash[0].Hi != hash[1].Lo || hash[0].Shard != "s0" || hash[1].Shard != "s1" {
+		t.Fatalf("hash split: %+v", hash)
+	}
+}

@@ -223,7 +223,7 @@ func rebalanceStatus(ctx context.Context, store *catalog.Store, args []string, s
 		return 0
 	}
 	for _, mv := range moves {
-		plan, fig, _, err := rebalance.Load(ctx, store, mv.ID)
+		plan, fig, err := rebalance.Decode(mv)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			continue
@@ -315,14 +315,17 @@ func (s *shardConns) cached(shard string) (string, bool) {
 func (s *shardConns) remember(shard, addr string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if addr == "" {
-		s.remember(shard, "")
-		return
-	}
 	if s.primaries == nil {
 		s.primaries = map[string]string{}
 	}
 	s.primaries[shard] = addr
+}
+
+// forget drops shard's cached primary, to be probed again.
+func (s *shardConns) forget(shard string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.primaries, shard)
 }
 
 func (s *shardConns) dsnFor(addr string) string {
@@ -377,7 +380,7 @@ func (s *shardConns) connect(ctx context.Context, shard string) (*pgx.Conn, erro
 	c, err := pgx.Connect(ctx, s.dsnFor(addr))
 	if err != nil {
 		// The primary may have moved since it was probed: probe again.
-		delete(s.primaries, shard)
+		s.forget(shard)
 		if addr, err = s.primary(ctx, shard); err != nil {
 			return nil, err
 		}
