@@ -11,4 +11,9 @@
 // The parts worth unit tests (parsing pgbench output and /proc/PID/stat,
 // rendering configs and the report) are plain functions; Run wires them to
 // the cluster, the proxies and pgbench.
+//
+// Its process helpers (StartProc, StartShardgate, BuildShardgate and
+// their kin) also serve other benchmark tools, such as
+// test/cmd/rebalancebench, so that child processes are started, named,
+// logged and stopped the same way everywhere.
 package bench

@@ -25,7 +25,7 @@ func TestRenderShardgateConfigLoads(t *testing.T) {
 	if len(cfg.Shards) != 2 || cfg.Shards[1].Hosts[0].Addr != "127.0.0.1:7011" {
 		t.Fatalf("shards = %+v", cfg.Shards)
 	}
-	if len(cfg.Users) != 1 || cfg.Users[0].Name != benchUser || cfg.Users[0].Password != benchPassword {
+	if len(cfg.Users) != 1 || cfg.Users[0].Name != User || cfg.Users[0].Password != Password {
 		t.Fatalf("users = %+v", cfg.Users)
 	}
 }

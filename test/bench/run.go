@@ -57,11 +57,11 @@ type bench struct {
 	hz      int
 	pgbench string
 	ports   map[string]int
-	procs   map[string]*proc
+	procs   map[string]*Proc
 	cl      *cluster.Cluster
 	rep     *Report
 	// start (re)starts a proxy target, should it die during the matrix.
-	start map[string]func(context.Context) (*proc, int, error)
+	start map[string]func(context.Context) (*Proc, int, error)
 	// warm is the warm-up workload; the zero value means SelectOnly.
 	warm Workload
 }
@@ -70,8 +70,8 @@ type bench struct {
 // also when ctx is cancelled (Ctrl-C). It returns the report so far even
 // with an error, so that an interrupted run still shows what it measured.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
-	b := &bench{cfg: cfg, log: cfg.Log, ports: map[string]int{}, procs: map[string]*proc{},
-		start: map[string]func(context.Context) (*proc, int, error){}}
+	b := &bench{cfg: cfg, log: cfg.Log, ports: map[string]int{}, procs: map[string]*Proc{},
+		start: map[string]func(context.Context) (*Proc, int, error){}}
 	if b.log == nil {
 		b.log = io.Discard
 	}
@@ -80,7 +80,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		for _, name := range []string{TargetShardgate, TargetPgBouncer} {
 			if p := b.procs[name]; p != nil {
 				fmt.Fprintf(b.log, "benchrun: stopping %s\n", name)
-				p.stop(proxyStopTimeout)
+				p.Stop(ProxyStopTimeout)
 			}
 		}
 		if b.cl != nil {
@@ -151,12 +151,12 @@ func (b *bench) setup(ctx context.Context, work string) error {
 	switch {
 	case !want[TargetShardgate]:
 	case cfg.ProxyBin != "":
-		if proxyBin, err = copyShardgate(cfg.ProxyBin, work); err != nil {
+		if proxyBin, err = CopyShardgate(cfg.ProxyBin, work, proxyBinName); err != nil {
 			return err
 		}
 	default:
 		fmt.Fprintln(b.log, "benchrun: building shardgate")
-		if proxyBin, err = buildShardgate(ctx, work); err != nil {
+		if proxyBin, err = BuildShardgate(ctx, work, proxyBinName); err != nil {
 			return err
 		}
 	}
@@ -169,8 +169,8 @@ func (b *bench) setup(ctx context.Context, work string) error {
 	b.cl, err = cluster.Start(ctx, cluster.Options{
 		Shards:    cfg.Shards,
 		Replicas:  cfg.Replicas,
-		Users:     []cluster.User{{Name: benchUser, Password: benchPassword}},
-		Databases: []cluster.Database{{Name: benchDB, Owner: benchUser}},
+		Users:     []cluster.User{{Name: User, Password: Password}},
+		Databases: []cluster.Database{{Name: Database, Owner: User}},
 		ExtraConf: []string{
 			// Both proxies keep their pools open while direct runs
 			// connect maxClients more backends.
@@ -197,7 +197,7 @@ func (b *bench) setup(ctx context.Context, work string) error {
 		b.rep.Targets = append(b.rep.Targets, TargetDirect)
 	}
 	if want[TargetShardgate] {
-		b.start[TargetShardgate] = func(ctx context.Context) (*proc, int, error) {
+		b.start[TargetShardgate] = func(ctx context.Context) (*Proc, int, error) {
 			return startShardgate(ctx, proxyBin, work, cfg.PoolSize, addrs)
 		}
 		p, port, err := b.start[TargetShardgate](ctx)
@@ -213,7 +213,7 @@ func (b *bench) setup(ctx context.Context, work string) error {
 		if pgbPrepared {
 			maxPrep = 200
 		}
-		b.start[TargetPgBouncer] = func(ctx context.Context) (*proc, int, error) {
+		b.start[TargetPgBouncer] = func(ctx context.Context) (*Proc, int, error) {
 			return startPgBouncer(ctx, pgbBin, work, cfg.PoolSize, maxPrep, "127.0.0.1", primary.Port)
 		}
 		p, port, err := b.start[TargetPgBouncer](ctx)
@@ -233,7 +233,7 @@ func (b *bench) setup(ctx context.Context, work string) error {
 // initTables runs pgbench -i on a primary, directly.
 func (b *bench) initTables(ctx context.Context, h *cluster.Host) error {
 	cmd := exec.CommandContext(ctx, b.pgbench, "-i", "-q", "-s", strconv.Itoa(b.cfg.Scale),
-		"-h", "127.0.0.1", "-p", strconv.Itoa(h.Port), "-U", benchUser, benchDB)
+		"-h", "127.0.0.1", "-p", strconv.Itoa(h.Port), "-U", User, Database)
 	cmd.Env = pgbenchEnv()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("bench: pgbench -i on %s: %w\n%s", h.Addr(), err, out)
@@ -244,7 +244,7 @@ func (b *bench) initTables(ctx context.Context, h *cluster.Host) error {
 func pgbenchEnv() []string {
 	// TLS and GSS negotiation are turned off so that no target pays for a
 	// refused handshake the others skip.
-	return cleanEnv("PGPASSWORD="+benchPassword, "PGSSLMODE=disable", "PGGSSENCMODE=disable")
+	return CleanEnv("PGPASSWORD="+Password, "PGSSLMODE=disable", "PGGSSENCMODE=disable")
 }
 
 func (b *bench) note(s string) {
@@ -343,7 +343,7 @@ func summary(o *Outcome) string {
 
 func (b *bench) spec(w Workload, protocol string, clients int, target string) RunSpec {
 	return RunSpec{Workload: w, Protocol: protocol, Clients: clients, Threads: b.cfg.Threads,
-		Seconds: b.cfg.Seconds, Host: "127.0.0.1", Port: b.ports[target], User: benchUser, DB: benchDB}
+		Seconds: b.cfg.Seconds, Host: "127.0.0.1", Port: b.ports[target], User: User, DB: Database}
 }
 
 // one runs a single combination. Only a cancelled ctx is an error; a
@@ -363,7 +363,7 @@ func (b *bench) one(ctx context.Context, w Workload, protocol string, clients in
 			why += ", i.e. stopped by a signal from outside benchrun"
 		}
 		restarted = fmt.Sprintf("%s had exited (%s) before this run, log ending %q; restarted and warmed it up",
-			target, why, pr.logTail(3))
+			target, why, pr.LogTail(3))
 		fmt.Fprintf(b.log, "benchrun: %s\n", restarted)
 		p, port, err := b.start[target](ctx)
 		if err != nil {
@@ -415,7 +415,7 @@ func (b *bench) one(ctx context.Context, w Workload, protocol string, clients in
 	if pr != nil && pr.exited() {
 		// Put first, before whatever pgbench reported: pgbench's "backend
 		// died" is the symptom, the proxy's exit the cause.
-		died := fmt.Sprintf("%s exited during the run (%s); its log ends with: %q", target, pr.exitStatus(), pr.logTail(5))
+		died := fmt.Sprintf("%s exited during the run (%s); its log ends with: %q", target, pr.exitStatus(), pr.LogTail(5))
 		if o.Err == "" {
 			o.Err = died
 		} else {
@@ -452,7 +452,7 @@ WHERE datname = $1 AND state LIKE 'idle in transaction%' AND backend_type = 'cli
 	for {
 		found = found[:0]
 		for _, h := range b.cl.Primaries() {
-			v, err := h.QueryString(ctx, q, benchDB)
+			v, err := h.QueryString(ctx, q, Database)
 			if err != nil {
 				if ctx.Err() != nil {
 					return "", ctx.Err()
@@ -477,7 +477,7 @@ WHERE datname = $1 AND state LIKE 'idle in transaction%' AND backend_type = 'cli
 	}
 	for _, h := range b.cl.Primaries() {
 		_ = h.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-WHERE datname = $1 AND state LIKE 'idle in transaction%' AND backend_type = 'client backend'`, benchDB)
+WHERE datname = $1 AND state LIKE 'idle in transaction%' AND backend_type = 'client backend'`, Database)
 	}
 	return fmt.Sprintf("server sessions left idle in transaction %v after pgbench disconnected: %s; terminated so that later runs are not blocked",
 		lingerWait, strings.Join(found, ", ")), nil
@@ -505,7 +505,7 @@ func (b *bench) pgbenchRun(ctx context.Context, spec RunSpec) (string, string, e
 // fresh as the previous one had.
 func (b *bench) resetTPCB(ctx context.Context) error {
 	for _, h := range b.cl.Primaries() {
-		conn, err := pgx.Connect(ctx, h.DSN("postgres", "", benchDB))
+		conn, err := pgx.Connect(ctx, h.DSN("postgres", "", Database))
 		if err != nil {
 			return fmt.Errorf("bench: connect to %s for vacuum: %w", h.Addr(), err)
 		}

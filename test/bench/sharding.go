@@ -91,8 +91,8 @@ func RunSharding(ctx context.Context, cfg ShardingConfig) (*ShardingReport, erro
 	b := &bench{
 		cfg: Config{Seconds: cfg.Seconds, Threads: cfg.Threads, WarmupSeconds: cfg.WarmupSeconds,
 			Clients: cfg.Clients, PoolSize: cfg.PoolSize, RawDir: cfg.RawDir},
-		log: cfg.Log, ports: map[string]int{}, procs: map[string]*proc{},
-		start: map[string]func(context.Context) (*proc, int, error){},
+		log: cfg.Log, ports: map[string]int{}, procs: map[string]*Proc{},
+		start: map[string]func(context.Context) (*Proc, int, error){},
 	}
 	if b.log == nil {
 		b.log = io.Discard
@@ -102,7 +102,7 @@ func RunSharding(ctx context.Context, cfg ShardingConfig) (*ShardingReport, erro
 		for _, name := range []string{TargetSG1, TargetSG2} {
 			if p := b.procs[name]; p != nil {
 				fmt.Fprintf(b.log, "benchrun: stopping %s\n", name)
-				p.stop(proxyStopTimeout)
+				p.Stop(ProxyStopTimeout)
 			}
 		}
 		if b.cl != nil {
@@ -153,10 +153,10 @@ func (sb *shardBench) setup(ctx context.Context, work string) error {
 	}
 	var proxyBin string
 	if cfg.ProxyBin != "" {
-		proxyBin, err = copyShardgate(cfg.ProxyBin, work)
+		proxyBin, err = CopyShardgate(cfg.ProxyBin, work, proxyBinName)
 	} else {
 		fmt.Fprintln(b.log, "benchrun: building shardgate")
-		proxyBin, err = buildShardgate(ctx, work)
+		proxyBin, err = BuildShardgate(ctx, work, proxyBinName)
 	}
 	if err != nil {
 		return err
@@ -165,8 +165,8 @@ func (sb *shardBench) setup(ctx context.Context, work string) error {
 	fmt.Fprintln(b.log, "benchrun: starting 3 primaries: one unsharded, two shards")
 	b.cl, err = cluster.Start(ctx, cluster.Options{
 		Shards:    3,
-		Users:     []cluster.User{{Name: benchUser, Password: benchPassword}},
-		Databases: []cluster.Database{{Name: benchDB, Owner: benchUser}},
+		Users:     []cluster.User{{Name: User, Password: Password}},
+		Databases: []cluster.Database{{Name: Database, Owner: User}},
 		ExtraConf: []string{
 			// The unsharded server has the direct clients and sg1's pool.
 			fmt.Sprintf("max_connections = %d", cfg.PoolSize+maxClients+20),
@@ -206,7 +206,7 @@ func (sb *shardBench) setup(ctx context.Context, work string) error {
 				return RenderShardedConfig(listen, cfg.PoolSize, []string{sb.halves[0].Addr(), sb.halves[1].Addr()}, ShardingSpec())
 			}
 		}
-		b.start[tg] = func(ctx context.Context) (*proc, int, error) {
+		b.start[tg] = func(ctx context.Context) (*Proc, int, error) {
 			return startShardgateWith(ctx, proxyBin, dir, render)
 		}
 		p, port, err := b.start[tg](ctx)
@@ -301,7 +301,7 @@ func (sb *shardBench) load(ctx context.Context) error {
 
 // queryApp runs a one-row query in the bench database on h, directly.
 func queryApp(ctx context.Context, h *cluster.Host, sql string, dest ...any) error {
-	conn, err := pgx.Connect(ctx, h.DSN(benchUser, benchPassword, benchDB))
+	conn, err := pgx.Connect(ctx, h.DSN(User, Password, Database))
 	if err != nil {
 		return err
 	}
@@ -313,7 +313,7 @@ func queryApp(ctx context.Context, h *cluster.Host, sql string, dest ...any) err
 // the primary keys and vacuums, so that every server starts with compact,
 // analyzed tables and all-visible pages.
 func loadHost(ctx context.Context, h *cluster.Host, users, rows int, keep func(int64) bool) error {
-	conn, err := pgx.Connect(ctx, h.DSN(benchUser, benchPassword, benchDB))
+	conn, err := pgx.Connect(ctx, h.DSN(User, Password, Database))
 	if err != nil {
 		return fmt.Errorf("bench: connect to %s: %w", h.Addr(), err)
 	}
@@ -356,7 +356,7 @@ func loadHost(ctx context.Context, h *cluster.Host, users, rows int, keep func(i
 func (sb *shardBench) checkRouting(ctx context.Context) error {
 	ids := []int64{1, 2, 3, int64(sb.scfg.Users)}
 	for _, tg := range ShardingTargets {
-		conn, err := pgx.Connect(ctx, proxyDSN(sb.ports[tg]))
+		conn, err := pgx.Connect(ctx, ProxyDSN(sb.ports[tg]))
 		if err != nil {
 			return fmt.Errorf("bench: connect to %s: %w", tg, err)
 		}
@@ -482,7 +482,7 @@ func (sb *shardBench) scatter(ctx context.Context) error {
 		}
 	}()
 	for _, tg := range ShardingTargets {
-		c, err := pgx.Connect(ctx, proxyDSN(sb.ports[tg]))
+		c, err := pgx.Connect(ctx, ProxyDSN(sb.ports[tg]))
 		if err != nil {
 			return fmt.Errorf("bench: connect to %s: %w", tg, err)
 		}

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	sgbench "github.com/shardgate/shardgate/test/bench"
 )
 
 // moveTimeout bounds one move, copy and cleanup included.
@@ -130,30 +132,30 @@ func (b *bench) move(ctx context.Context, req moveReq, l *load, n int) (moveResu
 	var out strings.Builder
 	start := time.Now()
 	logPath := filepath.Join(b.work, fmt.Sprintf("move-%02d.log", n))
-	c, err := startChildTee("rebalance move", logPath, &out, b.bin, args...)
+	c, err := sgbench.StartProc("rebalance move", logPath, sgbench.ProcOptions{Tee: &out}, b.bin, args...)
 	if err != nil {
 		return res, err
 	}
 	select {
-	case <-c.done:
+	case <-c.Done():
 	case <-ctx.Done():
 		// The tool stops the move on SIGTERM; the cluster goes anyway.
-		c.stop(proxyStopTimeout)
+		c.Stop(sgbench.ProxyStopTimeout)
 		return res, ctx.Err()
 	case <-time.After(moveTimeout):
-		c.stop(proxyStopTimeout)
-		return res, fmt.Errorf("move %s: not done after %v; its log ends with:\n%s", req, moveTimeout, c.logTail(20))
+		c.Stop(sgbench.ProxyStopTimeout)
+		return res, fmt.Errorf("move %s: not done after %v; its log ends with:\n%s", req, moveTimeout, c.LogTail(20))
 	}
 	res.wall = time.Since(start)
 	res.seen = w.stats()
 	text := out.String()
 	res.id, res.from = parseStarted(text)
 	res.toolPause = parseCutoverPause(text)
-	if c.waitErr != nil {
-		return res, fmt.Errorf("move %s: %v; its output ends with:\n%s", req, c.waitErr, c.logTail(20))
+	if err := c.Err(); err != nil {
+		return res, fmt.Errorf("move %s: %v; its output ends with:\n%s", req, err, c.LogTail(20))
 	}
 	if res.id == 0 {
-		return res, fmt.Errorf("move %s: no \"move N started\" line in its output:\n%s", req, c.logTail(20))
+		return res, fmt.Errorf("move %s: no \"move N started\" line in its output:\n%s", req, c.LogTail(20))
 	}
 	st, err := b.status(ctx, res.id)
 	if err != nil {
@@ -172,7 +174,7 @@ func (b *bench) move(ctx context.Context, req moveReq, l *load, n int) (moveResu
 // status runs `shardgate rebalance status ID` and parses its figures.
 func (b *bench) status(ctx context.Context, id int64) (status, error) {
 	cmd := exec.CommandContext(ctx, b.bin, "rebalance", "status", "-c", b.cfgPath, strconv.FormatInt(id, 10))
-	cmd.Env = cleanEnv()
+	cmd.Env = sgbench.CleanEnv()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return status{}, fmt.Errorf("rebalance status %d: %w\n%s", id, err, out)
@@ -188,7 +190,7 @@ func (b *bench) status(ctx context.Context, id int64) (status, error) {
 // not own it.
 func (b *bench) verify(ctx context.Context) (string, error) {
 	cmd := exec.CommandContext(ctx, b.bin, "rebalance", "verify", "-c", b.cfgPath, "--user", "postgres", "--database", appDB)
-	cmd.Env = cleanEnv()
+	cmd.Env = sgbench.CleanEnv()
 	out, err := cmd.CombinedOutput()
 	return strings.TrimSpace(string(out)), err
 }

@@ -2,37 +2,36 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	// Aliased: this package's run in progress is its type bench.
+	sgbench "github.com/shardgate/shardgate/test/bench"
 	"github.com/shardgate/shardgate/test/cluster"
 )
 
 // Names the benchmark uses everywhere.
 const (
-	appUser     = "app"
-	appPassword = "app"
-	appDB       = "app"
+	// The app role and database are test/bench's, since
+	// sgbench.StartShardgate logs in as them to see that the proxy is up.
+	appUser     = sgbench.User
+	appPassword = sgbench.Password
+	appDB       = sgbench.Database
 	catalogDB   = "sg_catalog"
 	// dist is the distribution and its one table.
 	dist = "t"
-	// binName is what the shardgate under test is called while it runs.
-	// Colleagues on the same machine stop their own dev proxies by name
-	// (pkill shardgate), which would kill ours mid-run; a name, and
-	// paths, without "shardgate" keep ours out of such sweeps.
+	// binName is what the shardgate under test is called while it runs:
+	// like benchrun's, without "shardgate", so that colleagues' pkill
+	// shardgate sweeps spare it (see sgbench.BuildShardgate), and not
+	// benchrun's own, so that the two benchmarks' proxies can be told
+	// apart.
 	binName = "sgrebal-proxy"
-	// proxyStopTimeout bounds a child's shutdown before it is killed.
-	proxyStopTimeout = 10 * time.Second
 )
 
 // tableDDL is t on both shards: about 100 bytes a row on disk.
@@ -46,7 +45,7 @@ type bench struct {
 	bin     string // shardgate
 	cfgPath string // the proxy's (and the move tool's) config
 	cl      *cluster.Cluster
-	proxy   *child
+	proxy   *sgbench.Proc
 	dsn     string // clients' DSN through shardgate
 	rep     *report
 	machine string // machineLine before anything started
@@ -83,25 +82,17 @@ func (b *bench) setup(ctx context.Context) error {
 	if err := b.load(ctx); err != nil {
 		return err
 	}
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
-	listen := fmt.Sprintf("127.0.0.1:%d", port)
 	b.cfgPath = filepath.Join(b.work, "shardgate.yaml")
 	primaries := []string{s0.Addr(), b.cl.Shards[1].Primary.Addr()}
-	if err := os.WriteFile(b.cfgPath, []byte(renderConfig(listen, primaries)), 0o600); err != nil {
-		return err
-	}
-	b.dsn = fmt.Sprintf("host=127.0.0.1 port=%d user=%s password=%s dbname=%s sslmode=disable", port, appUser, appPassword, appDB)
-	b.proxy, err = startChild("shardgate", filepath.Join(b.work, "proxy.log"), b.bin, "serve", "--config", b.cfgPath)
+	var port int
+	b.proxy, port, err = sgbench.StartShardgate(ctx, b.bin, b.cfgPath, filepath.Join(b.work, "proxy.log"), func(listen string) string {
+		return renderConfig(listen, primaries)
+	})
 	if err != nil {
 		return err
 	}
-	if err := b.proxy.waitLogin(ctx, b.dsn, 30*time.Second); err != nil {
-		return err
-	}
-	b.logf("shardgate (pid %d) on %s", b.proxy.pid(), listen)
+	b.dsn = sgbench.ProxyDSN(port)
+	b.logf("shardgate (pid %d) on 127.0.0.1:%d", b.proxy.Pid(), port)
 	pgVersion, _ := s0.QueryString(ctx, "SHOW server_version")
 	b.rep.meta = []string{
 		"date: " + time.Now().Format("2006-01-02 15:04 MST"),
@@ -117,26 +108,11 @@ func (b *bench) setup(ctx context.Context) error {
 // shardgateBinary copies --proxy-bin, or builds ./cmd/shardgate of this
 // module, into the work directory as binName.
 func (b *bench) shardgateBinary(ctx context.Context) (string, error) {
-	bin := filepath.Join(b.work, binName)
 	if b.cfg.proxyBin != "" {
-		data, err := os.ReadFile(b.cfg.proxyBin)
-		if err != nil {
-			return "", fmt.Errorf("--proxy-bin: %w", err)
-		}
-		return bin, os.WriteFile(bin, data, 0o755)
-	}
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	gomod := strings.TrimSpace(string(out))
-	if err != nil || gomod == "" || gomod == os.DevNull {
-		return "", fmt.Errorf("run rebalancebench inside the shardgate module or pass --proxy-bin (go env GOMOD: %q, %v)", gomod, err)
+		return sgbench.CopyShardgate(b.cfg.proxyBin, b.work, binName)
 	}
 	b.logf("building shardgate")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/shardgate")
-	cmd.Dir = filepath.Dir(gomod)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/shardgate: %w\n%s", err, out)
-	}
-	return bin, nil
+	return sgbench.BuildShardgate(ctx, b.work, binName)
 }
 
 // teardown stops the proxy and the cluster and removes the work
@@ -144,7 +120,7 @@ func (b *bench) shardgateBinary(ctx context.Context) (string, error) {
 func (b *bench) teardown() {
 	if b.proxy != nil {
 		b.logf("stopping shardgate")
-		b.proxy.stop(proxyStopTimeout)
+		b.proxy.Stop(sgbench.ProxyStopTimeout)
 	}
 	if b.cl != nil {
 		b.logf("stopping the cluster")
@@ -244,152 +220,6 @@ func execApp(ctx context.Context, h *cluster.Host, sql string) error {
 		return fmt.Errorf("%s on %s: %w", sql, h.Name, err)
 	}
 	return nil
-}
-
-// child is a process the benchmark started: shardgate serving, or a move.
-// It runs in its own process group, so that the terminal's Ctrl-C reaches
-// only the benchmark, which then stops its children in a known order.
-type child struct {
-	name    string
-	cmd     *exec.Cmd
-	logPath string
-	done    chan struct{} // closed when the process has exited
-	waitErr error
-}
-
-// startChild starts bin with its output in logPath (and in also, if
-// given).
-func startChild(name, logPath, bin string, args ...string) (*child, error) {
-	return startChildTee(name, logPath, nil, bin, args...)
-}
-
-func startChildTee(name, logPath string, also *strings.Builder, bin string, args ...string) (*child, error) {
-	f, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	if also != nil {
-		// exec serializes writes when Stdout and Stderr are the same
-		// writer, so the builder is never written by two goroutines.
-		w := &teeWriter{f: f, b: also}
-		cmd.Stdout, cmd.Stderr = w, w
-	}
-	cmd.Env = cleanEnv()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	c := &child{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
-	// The waiter ends when the process does; it closes the log.
-	go func() {
-		c.waitErr = cmd.Wait()
-		f.Close()
-		close(c.done)
-	}()
-	return c, nil
-}
-
-type teeWriter struct {
-	f *os.File
-	b *strings.Builder
-}
-
-func (t *teeWriter) Write(p []byte) (int, error) {
-	t.b.Write(p)
-	return t.f.Write(p)
-}
-
-func (c *child) pid() int { return c.cmd.Process.Pid }
-
-func (c *child) exited() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop sends SIGTERM and kills the child after timeout.
-func (c *child) stop(timeout time.Duration) {
-	if c == nil || c.exited() {
-		return
-	}
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.done:
-	case <-time.After(timeout):
-		_ = c.cmd.Process.Kill()
-		<-c.done
-	}
-}
-
-// logTail returns the last lines of the child's log, for errors.
-func (c *child) logTail(n int) string {
-	data, err := os.ReadFile(c.logPath)
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// waitLogin polls until a login through the child works and a query
-// runs; it fails early if the child exits.
-func (c *child) waitLogin(ctx context.Context, dsn string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
-		if c.exited() {
-			return fmt.Errorf("%s exited during startup (%v); its log ends with:\n%s", c.name, c.waitErr, c.logTail(20))
-		}
-		conn, err := pgx.Connect(ctx, dsn)
-		if err == nil {
-			_, err = conn.Exec(ctx, "SELECT 1")
-			conn.Close(context.Background())
-			if err == nil {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return fmt.Errorf("%s not accepting logins after %v: %v; its log ends with:\n%s", c.name, timeout, err, c.logTail(20))
-			}
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// freePort returns a loopback port that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// cleanEnv drops PG* variables, which would silently redirect the move
-// tool (it reads PGUSER, PGPASSWORD and PGDATABASE; the benchmark passes
-// --user and --database instead), and pins messages to English.
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "PG") || strings.HasPrefix(kv, "LC_") || strings.HasPrefix(kv, "LANG") || strings.HasPrefix(kv, "SHARDGATE_") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, "LC_ALL=C", "LANG=C")
 }
 
 // seed makes each run's key choices differ.
