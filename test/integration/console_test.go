@@ -531,8 +531,11 @@ func TestConsoleShow(t *testing.T) {
 		})
 	})
 	t.Run("FANOUTS", func(t *testing.T) {
-		// A bug once: admin.Shows (proxy/admin/parse.go) lacked FANOUTS, so
-		// the parser refused a command SHOW HELP advertises.
+		// A bug once: the parser's list of SHOW objects lacked FANOUTS, so
+		// it refused a command SHOW HELP advertised (one table, consoleShows,
+		// now feeds both). With one shard
+		// nothing fans out, so the traffic above leaves every count at 0;
+		// TestConsoleShowFanOuts checks the counts over two shards.
 		consoleBoth(t, p, adm, "show fanouts", "FANOUTS", func(t *testing.T, r consoleResult) {
 			var kinds []string
 			for _, row := range r.rows {
@@ -653,6 +656,135 @@ func TestConsoleShowShardMap(t *testing.T) {
 			}
 			consoleWant(t, r.rows[0], "method", "unsharded", "shard", "s0")
 		})
+	})
+}
+
+// consoleFanOuts reads SHOW FANOUTS through pgx as a map of kind to
+// count.
+func consoleFanOuts(t *testing.T, adm *pgx.Conn) map[string]int64 {
+	t.Helper()
+	got := map[string]int64{}
+	for _, row := range consolePgx(t, adm, "show fanouts").rows {
+		got[row["kind"]] = consoleInt(t, row, "count")
+	}
+	return got
+}
+
+// TestConsoleShowFanOuts checks that SHOW FANOUTS counts each statement
+// run over both shards of a two-shard cluster once, under its kind, and
+// none of those that stay on one shard.
+func TestConsoleShowFanOuts(t *testing.T) {
+	c := shardedCluster(t, 2)
+	spec := testMapSpec([]string{"s0", "s1"})
+	decisions := newTableDecisions(t, c.Shards[0].Primary)
+	p := startProxy(t, proxy.TransactionMode, withShards(t, c, spec), consoleAdmin,
+		withTwoPhase(&proxy.TwoPhase{Log: decisions, Node: "test"})) // so that a write may span both shards
+	adm, _ := consoleConnect(t, p, "postgres")
+	ctx := ctxT(t)
+	simple := pgx.QueryExecModeSimpleProtocol
+	conn := p.connect(t)
+	m, err := shardmap.Build(spec, []string{"s0", "s1"}, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := twoKeysOnTwoShards(t, m.Distribution("users"))
+
+	zero := map[string]int64{"read": 0, "write": 0, "ddl": 0, "copy": 0}
+	if got := consoleFanOuts(t, adm); fmt.Sprint(got) != fmt.Sprint(zero) {
+		t.Fatalf("a new proxy shows fan-outs %v, want %v", got, zero)
+	}
+
+	// DDL runs on every shard: 2 ddl.
+	for _, ddl := range []string{
+		"create table users (id bigint primary key, name text)",
+		"create table countries (code text primary key, name text)",
+	} {
+		if _, err := conn.Exec(ctx, ddl, simple); err != nil {
+			t.Fatalf("%s: %v", ddl, err)
+		}
+	}
+	for i := range c.Shards {
+		if n := countOn(t, c, i, "select count(*) from pg_tables where tablename in ('users', 'countries')"); n != 2 {
+			t.Fatalf("shard %d has %d of the 2 tables", i, n)
+		}
+	}
+
+	// Statements on one shard's keys do not fan out, in either protocol.
+	for _, mode := range []pgx.QueryExecMode{simple, pgx.QueryExecModeCacheStatement} {
+		for _, id := range []int64{a, b} {
+			if _, err := conn.Exec(ctx, "update users set name = 'y' where id = $1", mode, id); err != nil {
+				t.Fatalf("%v: update %d: %v", mode, id, err)
+			}
+		}
+	}
+	for _, id := range []int64{a, b} {
+		if _, err := conn.Exec(ctx, "insert into users (id, name) values ($1, 'u')", id); err != nil {
+			t.Fatalf("insert %d: %v", id, err)
+		}
+		var name string
+		if err := conn.QueryRow(ctx, "select name from users where id = $1", id).Scan(&name); err != nil || name != "u" {
+			t.Fatalf("user %d: %q %v", id, name, err)
+		}
+	}
+	if got := consoleFanOuts(t, adm); got["read"] != 0 || got["write"] != 0 || got["copy"] != 0 {
+		t.Fatalf("after statements on one shard each, fan-outs %v; want no read, write or copy counted", got)
+	}
+
+	// Reads without a key, or with keys on both shards: 3 reads.
+	for _, q := range []struct {
+		sql  string
+		mode pgx.QueryExecMode
+		args []any
+	}{
+		{"select id from users", simple, nil},
+		{"select id from users", pgx.QueryExecModeCacheStatement, nil},
+		{"select id from users where id = any($1)", pgx.QueryExecModeCacheStatement, []any{[]int64{a, b}}},
+	} {
+		rows, _ := conn.Query(ctx, q.sql, append([]any{q.mode}, q.args...)...)
+		if ids, err := pgx.CollectRows(rows, pgx.RowTo[int64]); err != nil || len(ids) != 2 {
+			t.Fatalf("%v: %s: %v %v, want the users of both shards", q.mode, q.sql, ids, err)
+		}
+	}
+	// A statement the proxy refuses before it goes out is no fan-out: a
+	// LIMIT it cannot read for the merge.
+	var pe *pgconn.PgError
+	if _, err := conn.Exec(ctx, "select id from users order by id limit 'x'", simple); !errors.As(err, &pe) || pe.Code != "22P02" {
+		t.Fatalf("unreadable LIMIT over several shards: %v, want 22P02 from the proxy", err)
+	}
+	// A write without a key, and one to a reference table: 2 writes,
+	// each on both shards.
+	if tag, err := conn.Exec(ctx, "update users set name = 'x'", simple); err != nil || tag.RowsAffected() != 2 {
+		t.Fatalf("update without a key: %v %v", tag, err)
+	}
+	if _, err := conn.Exec(ctx, "insert into countries (code, name) values ('fr', 'France')"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range c.Shards {
+		if n := countOn(t, c, i, "select count(*) from users where name = 'x'"); n != 1 {
+			t.Fatalf("shard %d: %d users renamed by the update without a key, want 1", i, n)
+		}
+		if n := countOn(t, c, i, "select count(*) from countries"); n != 1 {
+			t.Fatalf("shard %d holds %d countries, want 1", i, n)
+		}
+	}
+	// COPY TO STDOUT reads every shard: 1 copy.
+	var out strings.Builder
+	if tag, err := conn.PgConn().CopyTo(ctx, &out, "copy users to stdout"); err != nil || tag.RowsAffected() != 2 {
+		t.Fatalf("copy to stdout: %v %v", tag, err)
+	}
+
+	want := map[string]string{"read": "3", "write": "2", "ddl": "2", "copy": "1"}
+	consoleBoth(t, p, adm, "show fanouts", "FANOUTS", func(t *testing.T, r consoleResult) {
+		var kinds []string
+		for _, row := range r.rows {
+			kinds = append(kinds, row["kind"])
+			if row["count"] != want[row["kind"]] {
+				t.Errorf("%s fan-outs: %s, want %s", row["kind"], row["count"], want[row["kind"]])
+			}
+		}
+		if !slices.Equal(kinds, []string{"read", "write", "ddl", "copy"}) {
+			t.Errorf("kinds %v", kinds)
+		}
 	})
 }
 

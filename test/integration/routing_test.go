@@ -295,6 +295,12 @@ func TestCopyFromWithReplicas(t *testing.T) {
 	if _, err := direct(t).Exec(ctx, "create table if not exists copied (id int); grant all on copied to app; truncate copied"); err != nil {
 		t.Fatal(err)
 	}
+	// The replica must know the table before replay stops: pgx describes
+	// the COPY's columns with a read, which may go to the replica.
+	lsn, _ := primary().CurrentLSN(ctx)
+	if err := replica().WaitReplayed(ctx, lsn); err != nil {
+		t.Fatal(err)
+	}
 	p := startProxy(t, proxy.TransactionMode, withTopology(pg, lsnRouting()))
 	c := p.connect(t)
 	if err := replica().PauseReplay(ctx); err != nil {
